@@ -1,0 +1,124 @@
+"""What every backend shares: the run-time context layout, the backend interface
+and the record of generated code.
+
+Native entry point, identical on both architectures::
+
+    uint64_t entry(uint8_t *mem, uint64_t mem_len, Context *ctx);
+
+R1 = mem, R2 = mem_len, R10 = ``ctx->stack_end`` (the BPF stack is a separate
+buffer owned by the runtime, ``STACK_BYTES`` long, so that its address is known
+to the runtime, the helper accessor and the emulator alike).
+
+The prologue saves the host's callee-saved registers, stores the host stack
+pointer in ``ctx->saved_sp`` and *calls* the main program; every BPF ``exit``
+is a native return, so a local call's exit returns to its caller and the main
+program's exit returns to the prologue. The prologue repeats that call
+``ctx->repeat`` times (the native batch loop behind ``fn.run_many``), reloading
+R1, R2 and R10 each time, then restores registers and returns R0.
+
+Errors detected in generated code (failed bounds check, exhausted step budget,
+call depth, a helper that raised, a bad ``callx`` id, falling off the end) store
+an ``ErrorCode`` in ``ctx->error`` and the BPF slot in ``ctx->error_pc``, then
+jump to the abort stub, which reloads the host stack pointer from
+``ctx->saved_sp`` and runs the epilogue. The runtime turns the code into the
+matching :class:`jit.BpfError`.
+
+Helper call: a Python helper is reached through one dispatcher shared by all
+compiled programs, so the call passes the helper id and the context too::
+
+    uint64_t helper(u64 r1, u64 r2, u64 r3, u64 r4, u64 r5, u64 helper_id, Context *ctx);
+
+x86-64: id in r9, ctx as the 7th argument on the stack. ARM64: id in x5, ctx in
+x6. The function pointer is ``ctx->helpers[helper_id]`` (native helpers ignore
+the two extra arguments). After the call the generated code checks
+``ctx->error`` and aborts if it is set.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from jit.isa import MAX_CALL_DEPTH, STACK_SIZE
+from jit.program import Program
+
+
+class Ctx(enum.IntEnum):
+    """Byte offsets of the u64 fields of the run-time context."""
+
+    ERROR = 0  # ErrorCode set by generated code or the helper dispatcher
+    ERROR_PC = 8  # BPF slot of the instruction that failed
+    SAVED_SP = 16  # host stack pointer at entry, restored by the abort stub
+    STEPS = 24  # remaining step budget (when max_steps is set)
+    STACK_LIMIT = 32  # lowest R10 a local call may create (call depth limit)
+    REPEAT = 40  # runs left in this batch (>= 1)
+    MEM_START = 48  # input buffer bounds, for run-time bounds checks
+    MEM_END = 56
+    STACK_START = 64  # BPF stack bounds (all frames)
+    STACK_END = 72
+    HANDLE = 80  # opaque id of the Python run state, read by the dispatcher
+    HELPERS = 128  # HELPER_SLOTS function pointers, indexed by helper id
+
+
+HELPER_SLOTS = 512
+CONTEXT_SIZE = Ctx.HELPERS + 8 * HELPER_SLOTS
+STACK_BYTES = STACK_SIZE * MAX_CALL_DEPTH  # one 512-byte frame per call level
+
+
+class ErrorCode(enum.IntEnum):
+    NONE = 0
+    MEMORY = 1  # bounds check failed
+    STEPS = 2  # max_steps exhausted
+    CALL_DEPTH = 3  # too many nested local calls
+    HELPER = 4  # a helper raised, or an unknown helper id
+    FELL_OFF = 5  # execution ran past the last instruction
+    BAD_CALLX = 6  # callx with an id outside the helper table
+
+
+@dataclass(frozen=True)
+class CodegenOptions:
+    """Choices that change the generated code."""
+
+    helper_ids: frozenset[int] = frozenset()  # helpers the program may call
+    max_steps: int | None = None  # count back-edges and calls when set
+    bounds_check: bool | str = False  # False | True | "auto" (issue 7)
+
+
+@dataclass
+class NativeCode:
+    """Machine code for one program plus the map back to BPF slots.
+
+    ``offsets[i]`` is the native offset of ``prog.instructions[i]``;
+    ``entry`` is the offset of the entry point (the prologue).
+    """
+
+    arch: str
+    code: bytes
+    offsets: tuple[int, ...]
+    entry: int
+    prog: Program
+    assembly: str = ""
+
+    def pc_at(self, native_offset: int) -> int | None:
+        """The BPF slot whose code contains ``native_offset`` (None outside it)."""
+        if not self.offsets or native_offset < self.offsets[0]:
+            return None
+        index = bisect_right(self.offsets, native_offset) - 1
+        return self.prog.pcs[index]
+
+
+class Backend(ABC):
+    """One emitter per architecture: a single loop over the instructions that
+    dispatches on ``insn.op`` and produces assembly text for keystone."""
+
+    arch: str
+
+    @abstractmethod
+    def generate(self, prog: Program, options: CodegenOptions) -> str:
+        """The whole program as one assembly text, with a label per instruction."""
+
+    @abstractmethod
+    def compile(self, prog: Program, options: CodegenOptions) -> NativeCode:
+        """Generate, assemble in one keystone call, and record the offsets."""

@@ -1,0 +1,50 @@
+"""An eBPF JIT compiler for Python: x86-64 and ARM64 code from RFC 9669 bytecode.
+
+    import jit
+    prog = jit.assemble("mov %r0, 42\nexit")
+    jit.interpret(prog)          # reference semantics -> 42
+    fn = jit.compile(prog)       # native code for this host
+    fn()                         # -> 42
+"""
+
+from .asm import assemble, disassemble
+from .compiler import compile
+from .errors import (
+    AssemblyError,
+    BpfError,
+    CallDepthError,
+    CompileError,
+    DecodeError,
+    ElfError,
+    ExecutionError,
+    HelperError,
+    MemoryAccessError,
+    StepLimitError,
+    VerifierError,
+)
+from .helpers import DEFAULT_HELPERS, Helper, MemoryAccessor
+from .interpreter import interpret
+from .program import Instruction, Program
+
+__all__ = [
+    "AssemblyError",
+    "BpfError",
+    "CallDepthError",
+    "CompileError",
+    "DEFAULT_HELPERS",
+    "DecodeError",
+    "ElfError",
+    "ExecutionError",
+    "Helper",
+    "HelperError",
+    "Instruction",
+    "MemoryAccessError",
+    "MemoryAccessor",
+    "Program",
+    "StepLimitError",
+    "VerifierError",
+    "assemble",
+    "compile",
+    "disassemble",
+    "interpret",
+]

@@ -1,0 +1,7 @@
+"""jit.compile (stub: being written)."""
+
+from __future__ import annotations
+
+
+def compile(prog, arch=None, helpers=None, emulate=False):  # noqa: A001 - the public name is jit.compile
+    raise NotImplementedError

@@ -1,0 +1,269 @@
+"""Decoded eBPF programs: :class:`Instruction` and :class:`Program`.
+
+Decoding and encoding are driven by the table in :mod:`jit.isa`; this module
+adds the slot bookkeeping (LD_IMM64 takes two slots), validation of reserved
+fields and registers, and the one-line rendering of an instruction in the
+conformance-suite dialect that every error message uses.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from . import isa
+from .errors import DecodeError, VerifierError
+from .isa import Form, OpSpec
+
+_SLOT = struct.Struct("<BBhi")  # opcode, regs (src<<4 | dst), off, imm
+_FIELDS = ("dst", "src", "off", "imm")
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """One instruction. ``imm`` is a signed 32-bit value, except for LD_IMM64
+    where it is the whole unsigned 64-bit constant. Fields fixed by the table
+    row (e.g. ``off=1`` for sdiv) are filled in from ``spec``."""
+
+    spec: OpSpec
+    dst: int = 0
+    src: int = 0
+    off: int = 0
+    imm: int = 0
+
+    def __post_init__(self) -> None:
+        for name in _FIELDS:
+            fixed = getattr(self.spec, name)
+            if fixed is not None and getattr(self, name) != fixed:
+                object.__setattr__(self, name, fixed)
+
+    @property
+    def op(self) -> str:
+        return self.spec.op
+
+    @property
+    def slots(self) -> int:
+        return 2 if self.spec.is_wide else 1
+
+    def encode(self) -> bytes:
+        """The 8 (or 16, for LD_IMM64) little-endian bytes of the instruction."""
+        regs = (self.src << 4) | self.dst
+        if self.spec.is_wide:
+            lo, hi = _s32(self.imm & 0xFFFFFFFF), _s32((self.imm >> 32) & 0xFFFFFFFF)
+            return _SLOT.pack(self.spec.opcode, regs, self.off, lo) + _SLOT.pack(0, 0, 0, hi)
+        return _SLOT.pack(self.spec.opcode, regs, self.off, self.imm)
+
+    def target(self, pc: int) -> int | None:
+        """The slot a jump or local call at ``pc`` transfers control to."""
+        form = self.spec.form
+        if form in (Form.JMP_X, Form.JMP_K, Form.JA):
+            return pc + 1 + self.off
+        if form in (Form.JA32, Form.CALL_LOCAL):
+            return pc + 1 + self.imm
+        return None
+
+    def __str__(self) -> str:
+        return format_instruction(self)
+
+
+def _s32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def _imm(value: int) -> str:
+    """An imm32 as the assembler reads it: small values in signed decimal,
+    others as the hex bit pattern."""
+    return str(value) if -4096 <= value <= 4096 else f"0x{value & 0xFFFFFFFF:x}"
+
+
+def _rel(value: int) -> str:
+    return f"{value:+d}"
+
+
+def _mem(base: int, off: int) -> str:
+    return f"[%r{base}{off:+d}]" if off else f"[%r{base}]"
+
+
+def format_instruction(insn: Instruction) -> str:
+    """Render one instruction in the conformance-suite assembly dialect."""
+    spec, form = insn.spec, insn.spec.form
+    d, s, m = f"%r{insn.dst}", f"%r{insn.src}", spec.mnemonic
+    operands = {
+        Form.ALU_X: lambda: f"{d}, {s}",
+        Form.ALU_K: lambda: f"{d}, {_imm(insn.imm)}",
+        Form.UNARY: lambda: d,
+        Form.JMP_X: lambda: f"{d}, {s}, {_rel(insn.off)}",
+        Form.JMP_K: lambda: f"{d}, {_imm(insn.imm)}, {_rel(insn.off)}",
+        Form.JA: lambda: _rel(insn.off),
+        Form.JA32: lambda: _rel(insn.imm),
+        Form.CALL_HELPER: lambda: str(insn.imm),
+        Form.CALL_LOCAL: lambda: f"local {_rel(insn.imm)}",
+        Form.CALL_BTF: lambda: f"runtime {insn.imm}",
+        Form.CALLX: lambda: d,
+        Form.EXIT: lambda: "",
+        Form.LDDW: lambda: f"{d}, 0x{insn.imm:x}",
+        Form.LOAD: lambda: f"{d}, {_mem(insn.src, insn.off)}",
+        Form.STORE_K: lambda: f"{_mem(insn.dst, insn.off)}, {_imm(insn.imm)}",
+        Form.STORE_X: lambda: f"{_mem(insn.dst, insn.off)}, {s}",
+        Form.ATOMIC: lambda: f"{_mem(insn.dst, insn.off)}, {s}",
+        Form.LDABS: lambda: _imm(insn.imm),
+        Form.LDIND: lambda: f"{s}, {_imm(insn.imm)}",
+    }[form]()
+    return f"{m} {operands}" if operands else m
+
+
+def _hex(raw: bytes) -> str:
+    return raw.hex(" ")
+
+
+def decode(raw: bytes) -> list[Instruction]:
+    """Decode bytecode into instructions, rejecting anything malformed.
+
+    Raises :class:`DecodeError` naming the slot and showing its bytes.
+    """
+    raw = bytes(raw)
+    if not raw:
+        raise DecodeError("empty program: no instructions")
+    if len(raw) % 8:
+        raise DecodeError(f"program length {len(raw)} bytes is not a multiple of 8 (instruction slots are 8 bytes)")
+    count = len(raw) // 8
+    if count > isa.MAX_SLOTS:
+        raise DecodeError(f"program has {count} slots, more than the limit of {isa.MAX_SLOTS}")
+    slots = list(_SLOT.iter_unpack(raw))
+    out: list[Instruction] = []
+    cache: dict[tuple[int, int, int, int, int], OpSpec] = {}
+    pc = 0
+    while pc < count:
+        opcode, regs, off, imm = slots[pc]
+        dst, src = regs & 0x0F, regs >> 4
+        key = (opcode, dst, src, off, imm)
+        spec = cache.get(key) or isa.lookup(opcode, dst, src, off, imm)
+        if spec is None:
+            raise DecodeError(f"slot {pc}: {_explain_unknown(opcode, dst, src, off, imm)} ({_hex(raw[pc * 8 : pc * 8 + 8])})")
+        if len(cache) < 4096:
+            cache[key] = spec
+        for name in spec.form.registers:
+            reg = dst if name == "dst" else src
+            if reg > isa.MAX_REG:
+                raise DecodeError(
+                    f"slot {pc}: register r{reg} in {name} is out of range (r0-r10) ({_hex(raw[pc * 8 : pc * 8 + 8])})"
+                )
+        if spec.is_wide:
+            if pc + 1 >= count:
+                raise DecodeError(f"slot {pc}: truncated LD_IMM64, the second slot is missing ({_hex(raw[pc * 8 :])})")
+            op2, regs2, off2, hi = slots[pc + 1]
+            if op2 or regs2 or off2:
+                raise DecodeError(
+                    f"slot {pc + 1}: the second slot of LD_IMM64 at slot {pc} must have opcode, registers and offset"
+                    f" zero ({_hex(raw[pc * 8 + 8 : pc * 8 + 16])})"
+                )
+            imm = ((hi & 0xFFFFFFFF) << 32) | (imm & 0xFFFFFFFF)
+        out.append(Instruction(spec, dst, src, off, imm))
+        pc += 2 if spec.is_wide else 1
+    return out
+
+
+def _explain_unknown(opcode: int, dst: int, src: int, off: int, imm: int) -> str:
+    candidates = isa.BY_OPCODE.get(opcode)
+    if not candidates:
+        return f"unknown opcode 0x{opcode:02x}"
+    got = {"dst": dst, "src": src, "off": off, "imm": imm}
+
+    def mismatches(spec: OpSpec) -> list[str]:
+        return [name for name in _FIELDS if getattr(spec, name) is not None and getattr(spec, name) != got[name]]
+
+    best = min(candidates, key=lambda spec: len(mismatches(spec)))
+    problems = []
+    for name in mismatches(best):
+        allowed = sorted({getattr(c, name) for c in candidates if getattr(c, name) is not None})
+        if name not in best.form.operands and allowed == [0]:
+            problems.append(f"reserved field {name} must be 0, not {got[name]}")
+        else:
+            problems.append(f"{name}={got[name]} is not valid (allowed: {', '.join(map(str, allowed))})")
+    return f"opcode 0x{opcode:02x} ({best.mnemonic}): " + "; ".join(problems)
+
+
+@dataclass
+class Program:
+    """A decoded eBPF program.
+
+    ``len(prog)`` counts 8-byte slots; ``prog.instructions`` lists the decoded
+    instructions (one entry per LD_IMM64, which spans two slots) and
+    ``prog.pcs`` the slot of each. Iterating yields ``(pc, instruction)``.
+    """
+
+    instructions: tuple[Instruction, ...]
+    name: str = "prog"
+    pcs: tuple[int, ...] = field(init=False, repr=False)
+    index_of: dict[int, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.instructions = tuple(self.instructions)
+        if not self.instructions:
+            raise DecodeError("empty program: no instructions")
+        pcs, pc = [], 0
+        for insn in self.instructions:
+            pcs.append(pc)
+            pc += insn.slots
+        if pc > isa.MAX_SLOTS:
+            raise DecodeError(f"program has {pc} slots, more than the limit of {isa.MAX_SLOTS}")
+        self.pcs = tuple(pcs)
+        self.index_of = {pc: i for i, pc in enumerate(pcs)}
+        self._slots = pc
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | bytearray | memoryview, name: str = "prog") -> Program:
+        """Decode little-endian bytecode (8-byte slots)."""
+        return cls(tuple(decode(bytes(raw))), name=name)
+
+    def to_bytes(self) -> bytes:
+        return b"".join(insn.encode() for insn in self.instructions)
+
+    def __len__(self) -> int:
+        return self._slots
+
+    def __iter__(self) -> Iterator[tuple[int, Instruction]]:
+        return zip(self.pcs, self.instructions)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Program) and self.instructions == other.instructions
+
+    def at(self, pc: int) -> Instruction:
+        """The instruction starting at slot ``pc``."""
+        return self.instructions[self.index_of[pc]]
+
+    def describe(self, pc: int) -> str:
+        """``instruction 5 (ldxw %r0, [%r1+4])``, for error messages."""
+        index = self.index_of.get(pc)
+        if index is None:
+            return f"slot {pc}"
+        return f"instruction {pc} ({self.instructions[index]})"
+
+    @property
+    def subprograms(self) -> tuple[int, ...]:
+        """Start slots of the main program (0) and of every local-call target."""
+        starts = {0}
+        for pc, insn in self:
+            if insn.spec.form is Form.CALL_LOCAL:
+                target = insn.target(pc)
+                if target in self.index_of:
+                    starts.add(target)
+        return tuple(sorted(starts))
+
+
+def check_control_flow(prog: Program) -> None:
+    """Every jump and local-call target is an instruction of the program.
+
+    Engines that translate the whole program ahead of time (the JITs) need
+    this; raises :class:`VerifierError` naming the offending instruction.
+    """
+    for pc, insn in prog:
+        target = insn.target(pc)
+        if target is None:
+            continue
+        if not 0 <= target < len(prog):
+            raise VerifierError(f"{prog.describe(pc)}: jump target {target} is outside the program (0..{len(prog) - 1})")
+        if target not in prog.index_of:
+            raise VerifierError(f"{prog.describe(pc)}: jump target {target} is the second slot of an LD_IMM64")
