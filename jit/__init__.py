@@ -1,5 +1,7 @@
 """An eBPF JIT compiler for Python: x86-64 and ARM64 code from RFC 9669 bytecode.
 
+Example::
+
     import jit
     prog = jit.assemble("mov %r0, 42\nexit")
     jit.interpret(prog)          # reference semantics -> 42
@@ -27,11 +29,11 @@ from .interpreter import interpret
 from .program import Instruction, Program
 
 __all__ = [
+    "DEFAULT_HELPERS",
     "AssemblyError",
     "BpfError",
     "CallDepthError",
     "CompileError",
-    "DEFAULT_HELPERS",
     "DecodeError",
     "ElfError",
     "ExecutionError",

@@ -3,5 +3,5 @@
 from __future__ import annotations
 
 
-def compile(prog, arch=None, helpers=None, emulate=False):  # noqa: A001 - the public name is jit.compile
+def compile(prog, arch=None, helpers=None, emulate=False):
     raise NotImplementedError

@@ -60,4 +60,3 @@ class CallDepthError(ExecutionError):
 
 class HelperError(ExecutionError):
     """An unknown helper id, or a helper that raised an exception."""
-

@@ -212,10 +212,7 @@ ATOMIC_OPS = (("add", 0x00), ("or", 0x40), ("and", 0x50), ("xor", 0xA0))
 
 
 def _memory_rows() -> list[OpSpec]:
-    rows = [
-        OpSpec(0x18, "lddw" + kind, "lddw", Form.LDDW, size=8, src=src)
-        for src, kind in enumerate(LDDW_KINDS)
-    ]
+    rows = [OpSpec(0x18, "lddw" + kind, "lddw", Form.LDDW, size=8, src=src) for src, kind in enumerate(LDDW_KINDS)]
     for size, sfx in SIZE_SUFFIX.items():
         sz = SIZE_BITS[size]
         rows.append(OpSpec(LDX | MODE_MEM | sz, "ldx" + sfx, "ldx", Form.LOAD, size=size))
@@ -231,7 +228,9 @@ def _memory_rows() -> list[OpSpec]:
         for name, code in ATOMIC_OPS:
             rows.append(OpSpec(opcode, f"lock {name}{suffix}", name, Form.ATOMIC, bits, size=size, imm=code))
             rows.append(
-                OpSpec(opcode, f"lock fetch {name}{suffix}", name, Form.ATOMIC, bits, size, imm=code | FETCH, fetch=True)
+                OpSpec(
+                    opcode, f"lock fetch {name}{suffix}", name, Form.ATOMIC, bits, size, imm=code | FETCH, fetch=True
+                )
             )
         rows.append(OpSpec(opcode, f"lock xchg{suffix}", "xchg", Form.ATOMIC, bits, size, imm=0xE1, fetch=True))
         rows.append(OpSpec(opcode, f"lock cmpxchg{suffix}", "cmpxchg", Form.ATOMIC, bits, size, imm=0xF1, fetch=True))
@@ -248,7 +247,7 @@ ALIASES.update({"lock fetch cmpxchg32": "lock cmpxchg32"})
 # Derived indexes (built once from ISA; never edited by hand).
 BY_OPCODE: dict[int, tuple[OpSpec, ...]] = {}
 for _spec in ISA:
-    BY_OPCODE[_spec.opcode] = BY_OPCODE.get(_spec.opcode, ()) + (_spec,)
+    BY_OPCODE[_spec.opcode] = (*BY_OPCODE.get(_spec.opcode, ()), _spec)
 
 ATOMIC_OPERATIONS = frozenset(name for name, _ in ATOMIC_OPS) | {"xchg", "cmpxchg"}
 JMP_OPERATIONS = frozenset(name for name, _ in _JMP_CONDITIONS)
@@ -257,6 +256,9 @@ JMP_OPERATIONS = frozenset(name for name, _ in _JMP_CONDITIONS)
 def lookup(opcode: int, dst: int, src: int, off: int, imm: int) -> OpSpec | None:
     """The row selected by an instruction's fields, or None if there is none."""
     for spec in BY_OPCODE.get(opcode, ()):
-        if all(want is None or want == got for want, got in ((spec.dst, dst), (spec.src, src), (spec.off, off), (spec.imm, imm))):
+        if all(
+            want is None or want == got
+            for want, got in ((spec.dst, dst), (spec.src, src), (spec.off, off), (spec.imm, imm))
+        ):
             return spec
     return None

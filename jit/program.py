@@ -141,7 +141,9 @@ def decode(raw: bytes) -> list[Instruction]:
         key = (opcode, dst, src, off, imm)
         spec = cache.get(key) or isa.lookup(opcode, dst, src, off, imm)
         if spec is None:
-            raise DecodeError(f"slot {pc}: {_explain_unknown(opcode, dst, src, off, imm)} ({_hex(raw[pc * 8 : pc * 8 + 8])})")
+            raise DecodeError(
+                f"slot {pc}: {_explain_unknown(opcode, dst, src, off, imm)} ({_hex(raw[pc * 8 : pc * 8 + 8])})"
+            )
         if len(cache) < 4096:
             cache[key] = spec
         for name in spec.form.registers:
@@ -264,6 +266,8 @@ def check_control_flow(prog: Program) -> None:
         if target is None:
             continue
         if not 0 <= target < len(prog):
-            raise VerifierError(f"{prog.describe(pc)}: jump target {target} is outside the program (0..{len(prog) - 1})")
+            raise VerifierError(
+                f"{prog.describe(pc)}: jump target {target} is outside the program (0..{len(prog) - 1})"
+            )
         if target not in prog.index_of:
             raise VerifierError(f"{prog.describe(pc)}: jump target {target} is the second slot of an LD_IMM64")

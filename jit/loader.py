@@ -1,0 +1,46 @@
+"""Turn whatever a user hands us into a :class:`Program`.
+
+Accepted: a Program, raw bytecode (bytes/bytearray/memoryview), assembly text,
+or a path (str or Path) to a file: ``.s``/``.asm`` (assembly), ``.data``
+(a conformance-suite test), anything else is read as raw bytecode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .program import Program
+
+ProgramLike = Program | bytes | bytearray | memoryview | str | Path
+
+
+def load_program(source: ProgramLike) -> Program:
+    """A :class:`Program` from a Program, bytecode, assembly text or a file path."""
+    if isinstance(source, Program):
+        return source
+    if isinstance(source, bytes | bytearray | memoryview):
+        return Program.from_bytes(source)
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).is_file()):
+        return load_file(Path(source))
+    if isinstance(source, str):
+        from .asm import assemble
+
+        return assemble(source)
+    raise TypeError(f"cannot make a program from {type(source).__name__}")
+
+
+def load_file(path: Path) -> Program:
+    """A program from a file, chosen by its suffix."""
+    suffix = path.suffix.lower()
+    if suffix in (".s", ".asm"):
+        from .asm import assemble
+
+        prog = assemble(path.read_text())
+    elif suffix == ".data":
+        from .conformance import load
+
+        prog = load(path).program
+    else:
+        prog = Program.from_bytes(path.read_bytes())
+    prog.name = path.stem
+    return prog
