@@ -1,0 +1,181 @@
+"""The ``bpfjit`` command line.
+
+    bpfjit run PROGRAM [--mem FILE] [--engine NAME] [--repeat N]
+    bpfjit disasm PROGRAM [--native ARCH]
+    bpfjit asm FILE.s -o FILE.bin
+    bpfjit conformance [DIR] [--engine NAME ...]
+    bpfjit bench [...]                     (see ``bpfjit bench --help``)
+
+PROGRAM is raw bytecode (.bin), assembly (.s/.asm) or a conformance test (.data).
+Every failure the library reports is printed as one clear line with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .engines import Engine, engines
+from .errors import BpfError
+from .loader import load_program
+
+
+def _engine(name: str) -> Engine:
+    available = {engine.name: engine for engine in engines()}
+    if name not in available:
+        raise SystemExit(f"bpfjit: unknown engine {name!r}; available here: {', '.join(available)}")
+    return available[name]
+
+
+def _read_mem(path: str | None) -> bytearray | None:
+    return bytearray(Path(path).read_bytes()) if path else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    prog = load_program(args.program)
+    engine = _engine(args.engine)
+    options = {"max_steps": args.max_steps} if args.max_steps else {}
+    run = engine.prepare(prog, **options)
+    mem = _read_mem(args.mem)
+    started = time.perf_counter()
+    if args.repeat > 1 and hasattr(run, "run_many"):
+        r0 = run.run_many(mem, args.repeat)
+    else:
+        for _ in range(args.repeat):
+            r0 = run(mem)
+    elapsed = time.perf_counter() - started
+    print(f"0x{r0:x}" if args.hex else r0)
+    if args.repeat > 1:
+        print(f"{args.repeat} runs on {engine.name}: {elapsed / args.repeat * 1e9:.0f} ns per run", file=sys.stderr)
+    if args.mem and args.write_mem and mem is not None:
+        Path(args.mem).write_bytes(mem)
+    return 0
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    prog = load_program(args.program)
+    if args.native:
+        from .compiler import compile as jit_compile
+
+        print(jit_compile(prog, arch=args.native, emulate=True).disasm())
+    else:
+        from .asm import disassemble
+
+        print(disassemble(prog, labels=args.labels), end="")
+    return 0
+
+
+def cmd_asm(args: argparse.Namespace) -> int:
+    from .asm import assemble
+
+    prog = assemble(Path(args.source).read_text())
+    out = Path(args.output or Path(args.source).with_suffix(".bin"))
+    out.write_bytes(prog.to_bytes())
+    print(f"{out}: {len(prog)} slots")
+    return 0
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .conformance import load
+
+    directory = (
+        Path(args.directory) if args.directory else Path(__file__).resolve().parents[2] / "shared/conformance/tests"
+    )
+    files = sorted(directory.glob("*.data"))
+    if not files:
+        raise SystemExit(f"bpfjit: no .data files in {directory}")
+    selected = [_engine(name) for name in args.engine] if args.engine else engines()
+    table = Table(title=f"conformance: {len(files)} files in {directory}")
+    table.add_column("engine")
+    table.add_column("passed", justify="right")
+    table.add_column("failed", justify="right")
+    failures: list[str] = []
+    for engine in selected:
+        passed = 0
+        for path in files:
+            try:
+                case = load(path)
+                result = engine.prepare(case.program)(case.mem)
+                ok = result == case.expected
+                detail = f"got 0x{result:x}, expected 0x{case.expected:x}" if not ok else ""
+            except BpfError as exc:
+                ok, detail = False, str(exc)
+            passed += ok
+            if not ok:
+                failures.append(f"{engine.name} {path.name}: {detail}")
+        table.add_row(engine.name, str(passed), str(len(files) - passed))
+    console = Console()
+    console.print(table)
+    for line in failures:
+        console.print(line, style="red", markup=False)
+    return 1 if failures else 0
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from bench.runner import main
+
+    return main(argv)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bpfjit", description="eBPF JIT compiler: run, inspect and benchmark programs"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a program and print R0")
+    run.add_argument("program", help="bytecode (.bin), assembly (.s) or conformance test (.data)")
+    run.add_argument("--mem", help="file holding the input buffer (R1/R2)")
+    run.add_argument("--write-mem", action="store_true", help="write the buffer back to --mem afterwards")
+    run.add_argument("--engine", default=engines()[1].name if len(engines()) > 1 else "interpreter")
+    run.add_argument("--repeat", type=int, default=1, help="run N times (native batch loop where available)")
+    run.add_argument("--max-steps", type=int, help="stop runaway programs after this budget")
+    run.add_argument("--hex", action="store_true", help="print R0 in hex")
+    run.set_defaults(func=cmd_run)
+
+    dis = sub.add_parser("disasm", help="disassemble a program (BPF, or native with --native ARCH)")
+    dis.add_argument("program")
+    dis.add_argument("--native", choices=["x86_64", "arm64"], help="show the generated machine code instead")
+    dis.add_argument("--labels", action="store_true", help="print jump targets as labels")
+    dis.set_defaults(func=cmd_disasm)
+
+    asm = sub.add_parser("asm", help="assemble a .s file into raw bytecode")
+    asm.add_argument("source")
+    asm.add_argument("-o", "--output")
+    asm.set_defaults(func=cmd_asm)
+
+    conf = sub.add_parser("conformance", help="run the eBPF conformance suite on every engine")
+    conf.add_argument("directory", nargs="?", help="folder of .data files (default ../shared/conformance/tests)")
+    conf.add_argument("--engine", action="append", help="engine name (repeatable; default all)")
+    conf.set_defaults(func=cmd_conformance)
+
+    sub.add_parser("bench", help="benchmark JIT vs interpreter vs native C (bpfjit bench --help)", add_help=False)
+    return parser
+
+
+COMMANDS_WITH_OWN_PARSER: dict[str, Callable[[list[str]], int]] = {"bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS_WITH_OWN_PARSER:
+        return COMMANDS_WITH_OWN_PARSER[argv[0]](argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BpfError as exc:
+        print(f"bpfjit: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"bpfjit: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
