@@ -39,7 +39,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jit.isa import MAX_CALL_DEPTH, STACK_SIZE
 from jit.program import Program
@@ -100,6 +100,9 @@ class NativeCode:
     entry: int
     prog: Program
     assembly: str = ""
+    # Named native offsets of code that belongs to no instruction (prologue,
+    # epilogue, error stubs), for listings; optional.
+    labels: dict[str, int] = field(default_factory=dict)
 
     def pc_at(self, native_offset: int) -> int | None:
         """The BPF slot whose code contains ``native_offset`` (None outside it)."""
