@@ -1,0 +1,2 @@
+"""The benchmark suite: programs (C sources and their bytecode), inputs, references
+and the runner behind ``bpfjit bench``."""
