@@ -59,11 +59,12 @@ class Form(enum.Enum):
     LOAD = ("D, [S+off]", ("dst", "src", "off"))
     STORE_K = ("[D+off], I", ("dst", "off", "imm"))
     STORE_X = ("[D+off], S", ("dst", "src", "off"))
-    ATOMIC = ("[D+off], S", ("dst", "src", "off"))
-    LDABS = ("I", ("imm",))
+    # The tag keeps ATOMIC a member of its own: with STORE_X's value it would be its alias.
+    ATOMIC = ("[D+off], S", ("dst", "src", "off"), "atomic")
+    LDABS = ("I", ("imm",), "ldabs")  # tagged: CALL_HELPER has the same syntax and operands
     LDIND = ("S, I", ("src", "imm"))
 
-    def __init__(self, syntax: str, operands: tuple[str, ...]):
+    def __init__(self, syntax: str, operands: tuple[str, ...], tag: str = ""):
         self.syntax = syntax
         self.operands = operands
 
