@@ -1,4 +1,34 @@
 """Code generators, one module per target architecture, and the unicorn runner.
 
-Nothing outside this package knows a CPU register name.
+Nothing outside this package knows a CPU register name. ``get_backend(arch)``
+imports a backend module only when it is asked for, so one backend never
+depends on another being present.
 """
+
+from __future__ import annotations
+
+import importlib
+
+from jit.errors import CompileError
+
+from .base import Backend
+
+# arch -> (module, class); modules are imported lazily.
+_BACKENDS = {
+    "x86_64": ("backends.x86_64", "X86_64Backend"),
+    "arm64": ("backends.arm64", "Arm64Backend"),
+}
+
+
+def get_backend(arch: str) -> Backend:
+    """A fresh code generator for ``arch`` ("x86_64" or "arm64")."""
+    try:
+        module_name, class_name = _BACKENDS[arch]
+    except (KeyError, TypeError):
+        raise CompileError(f"unknown architecture {arch!r} (valid: {', '.join(_BACKENDS)})") from None
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+def architectures() -> tuple[str, ...]:
+    """The architecture names ``get_backend`` accepts."""
+    return tuple(_BACKENDS)

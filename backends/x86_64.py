@@ -1,0 +1,537 @@
+"""x86-64 backend: BPF instructions to Intel-syntax assembly, assembled by keystone.
+
+Register map (the Linux kernel's, DESIGN.md section 4): R0 rax, R1-R5 rdi rsi
+rdx rcx r8 (the C argument registers, so helper calls need no moves), R6-R9 rbx
+r13 r14 r15 (callee-saved), R10 rbp. r12 holds the run-time context for the
+whole run: it is callee-saved, so it survives helper calls. r9, r10 and r11 are
+the only scratch registers (``SCRATCH``); none of them is live across a call.
+
+Layout of the generated code::
+
+    prologue   save host registers, remember rsp in ctx->saved_sp, then
+               ctx->repeat times: zero the BPF stack, load R1, R2, R10, zero
+               the other registers, call L0
+    epilogue   restore host registers, return R0
+    L0 ...     one label per BPF instruction; ``exit`` is ``ret``
+    stubs      fell-off-the-end, one small stub per (error, instruction) that
+               loads the error code and slot, the shared ``fail``/``abort``
+               path (reload rsp from ctx->saved_sp, run the epilogue) and the
+               ``exit0`` path of LD_ABS/LD_IND (unwind, R0 = 0, next run)
+
+Stack discipline: the prologue calls L0 with rsp 16-byte aligned, so at every
+BPF instruction rsp = 8 (mod 16). A local call pushes five registers and a
+return address (48 bytes), keeping that invariant; a helper call pushes the
+context as the 7th argument, so rsp is aligned at the ``call``. R1-R5 are
+preserved across helper calls (the interpreter's choice; the RFC allows it).
+
+``max_steps`` counts back-edges (jumps to their own slot or earlier) and local
+calls in ``ctx->steps``, which the prologue re-arms before every run.
+``bounds_check`` must be False for now (run-time checks arrive with issue 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jit.errors import CompileError
+from jit.isa import JMP_OPERATIONS, STACK_SIZE, Form
+from jit.program import Instruction, Program
+
+from .base import HELPER_SLOTS, STACK_BYTES, Backend, CodegenOptions, Ctx, ErrorCode, NativeCode
+
+
+@dataclass(frozen=True)
+class Reg:
+    """One x86-64 register under its 64/32/16/8-bit names."""
+
+    q: str
+    d: str
+    w: str
+    b: str
+
+    def sized(self, bits: int) -> str:
+        return self.q if bits == 64 else self.d
+
+    def part(self, size: int) -> str:
+        """The name that covers ``size`` bytes."""
+        return {8: self.q, 4: self.d, 2: self.w, 1: self.b}[size]
+
+
+def _legacy(x: str) -> Reg:
+    return Reg(f"r{x}x", f"e{x}x", f"{x}x", f"{x}l")
+
+
+def _indexed(name: str) -> Reg:
+    return Reg(name, f"{name}d", f"{name}w", f"{name}b")
+
+
+def _pointer(x: str) -> Reg:
+    return Reg(f"r{x}", f"e{x}", x, f"{x}l")
+
+
+RAX, RCX, RDX, RBX = _legacy("a"), _legacy("c"), _legacy("d"), _legacy("b")
+RSI, RDI, RBP = _pointer("si"), _pointer("di"), _pointer("bp")
+R8, R9, R10, R11, R12, R13, R14, R15 = (_indexed(f"r{n}") for n in range(8, 16))
+
+# BPF register number -> x86-64 register.
+REGS: tuple[Reg, ...] = (RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP)
+# The only registers the emitter may clobber besides BPF-visible ones.
+SCRATCH: tuple[Reg, ...] = (R11, R10, R9)
+CONTEXT = R12  # ctx for the whole run (callee-saved: survives helper calls)
+HELPER_ID_ARG = R9  # 6th C argument of the helper ABI (a scratch register)
+SHIFT_COUNT = 4  # BPF R4 lives in rcx, the only register a shift can count with
+DIVIDEND, REMAINDER = 0, 3  # BPF R0/R3 live in rax/rdx, which div/idiv use
+CALLEE_SAVED_BPF = (6, 7, 8, 9, 10)  # pushed around a local call
+ARGUMENTS = (1, 2, 3, 4, 5)  # pushed around a helper call
+HOST_SAVED = (RBP, RBX, R12, R13, R14, R15)  # callee-saved in the SysV ABI
+
+_PTR = {1: "byte", 2: "word", 4: "dword", 8: "qword"}
+_ALU = {"add": "add", "sub": "sub", "mul": "imul", "or": "or", "and": "and", "xor": "xor", "mov": "mov"}
+_SHIFTS = {"lsh": "shl", "rsh": "shr", "arsh": "sar"}
+_CONDITIONS = {
+    "jeq": "e",
+    "jne": "ne",
+    "jset": "ne",
+    "jgt": "a",
+    "jge": "ae",
+    "jlt": "b",
+    "jle": "be",
+    "jsgt": "g",
+    "jsge": "ge",
+    "jslt": "l",
+    "jsle": "le",
+}
+_ATOMIC = "atomic"  # dispatch key of every Form.ATOMIC row
+_ATOMIC_ALU = {"add": "add", "or": "or", "and": "and", "xor": "xor"}
+
+# Labels of the code that belongs to no instruction, as NativeCode.labels names.
+STUB_LABELS = {
+    "prologue": ".Lentry",
+    "epilogue": ".Lepilogue",
+    "fell_off": ".Lfell_off",
+    "error_stubs": ".Lsites",
+    "fail": ".Lfail",
+    "exit0": ".Lexit0",
+}
+
+
+def _ctx(field: Ctx) -> str:
+    return f"qword ptr [{CONTEXT.q}+{int(field)}]"
+
+
+def _mem(base: str, off: int, size: int) -> str:
+    disp = f"{off:+d}" if off else ""
+    return f"{_PTR[size]} ptr [{base}{disp}]"
+
+
+def _signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _label(pc: int) -> str:
+    return f".L{pc}"
+
+
+class _Emitter:
+    """Assembly text for one program; a fresh emitter per compilation."""
+
+    def __init__(self, prog: Program, options: CodegenOptions):
+        self.prog = prog
+        self.options = options
+        self.lines: list[str] = []
+        self.sites: dict[tuple[ErrorCode, int], str] = {}
+        self.lower: dict[str, Callable[[int, Instruction], None]] = {
+            **dict.fromkeys(_ALU, self._alu),
+            **dict.fromkeys(_SHIFTS, self._shift),
+            **dict.fromkeys(("div", "sdiv", "mod", "smod"), self._divmod),
+            **dict.fromkeys(JMP_OPERATIONS, self._jump),
+            _ATOMIC: self._atomic,
+            **dict.fromkeys(("le", "be", "bswap"), self._byteswap),
+            **dict.fromkeys(("ldabs", "ldind"), self._ldpacket),
+            "neg": self._neg,
+            "movsx": self._movsx,
+            "ja": self._ja,
+            "call": self._call_helper,
+            "callx": self._callx,
+            "call_local": self._call_local,
+            "call_btf": self._call_btf,
+            "exit": self._exit,
+            "lddw": self._lddw,
+            "ldx": self._load,
+            "ldxs": self._load,
+            "st": self._store,
+            "stx": self._store,
+        }
+
+    # -- driver --------------------------------------------------------------
+
+    def generate(self) -> str:
+        self._prologue()
+        for pc, insn in self.prog:
+            self.emit(f"{_label(pc)}:")
+            # Atomics share op names with ALU operations (add, or, ...).
+            self.lower[_ATOMIC if insn.spec.form is Form.ATOMIC else insn.op](pc, insn)
+        self.emit(f"{STUB_LABELS['fell_off']}:", f"jmp {self.site(ErrorCode.FELL_OFF, self.prog.pcs[-1])}")
+        self._stubs()
+        return "\n".join(self.lines) + "\n"
+
+    def emit(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def error(self, pc: int, message: str) -> CompileError:
+        return CompileError(f"{self.prog.describe(pc)}: {message}")
+
+    def site(self, code: ErrorCode, pc: int) -> str:
+        """Label of an out-of-line stub reporting ``code`` at slot ``pc``."""
+        return self.sites.setdefault((code, pc), f".Ls{int(code)}_{pc}")
+
+    def _prologue(self) -> None:
+        repeat, after = ".Lrepeat", ".Lnext"
+        self.emit(f"{STUB_LABELS['prologue']}:")
+        self.emit(*(f"push {reg.q}" for reg in HOST_SAVED))
+        # mem and len stay on the host stack for the batch loop; the extra
+        # 8 bytes align rsp to 16 (entry rsp = 8 mod 16, 8 pushes above).
+        self.emit(f"push {RDI.q}", f"push {RSI.q}", "sub rsp, 8")
+        self.emit(f"mov {CONTEXT.q}, {RDX.q}", f"mov {_ctx(Ctx.SAVED_SP)}, rsp")
+        self.emit(f"{repeat}:")
+        # Every run starts with a zeroed BPF stack (rep stosq: rdi, rcx, rax).
+        self.emit(f"mov {RDI.q}, {_ctx(Ctx.STACK_START)}", f"mov {RCX.d}, {STACK_BYTES // 8}")
+        self.emit(f"xor {RAX.d}, {RAX.d}", "rep stosq")
+        self.emit(f"mov {REGS[1].q}, qword ptr [rsp+16]", f"mov {REGS[2].q}, qword ptr [rsp+8]")
+        self.emit(f"mov {REGS[10].q}, {_ctx(Ctx.STACK_END)}")
+        self.emit(*(f"xor {REGS[r].d}, {REGS[r].d}" for r in (0, 3, 4, 5, 6, 7, 8, 9)))
+        if self.options.max_steps is not None:
+            self.emit(f"movabs {SCRATCH[0].q}, {self.options.max_steps}", f"mov {_ctx(Ctx.STEPS)}, {SCRATCH[0].q}")
+        self.emit(f"call {_label(0)}")
+        self.emit(f"{after}:", f"sub {_ctx(Ctx.REPEAT)}, 1", f"jnz {repeat}")
+        self.emit(f"{STUB_LABELS['epilogue']}:", "add rsp, 24")
+        self.emit(*(f"pop {reg.q}" for reg in reversed(HOST_SAVED)), "ret")
+
+    def _stubs(self) -> None:
+        pc_reg, code_reg = SCRATCH[0], SCRATCH[1]
+        self.emit(f"{STUB_LABELS['error_stubs']}:")
+        for (code, pc), label in self.sites.items():
+            self.emit(
+                f"{label}:", f"mov {pc_reg.d}, {pc}", f"mov {code_reg.d}, {int(code)}", f"jmp {STUB_LABELS['fail']}"
+            )
+        self.emit(f"{STUB_LABELS['fail']}:")
+        self.emit(f"mov {_ctx(Ctx.ERROR)}, {code_reg.q}", f"mov {_ctx(Ctx.ERROR_PC)}, {pc_reg.q}")
+        self.emit(f"mov rsp, {_ctx(Ctx.SAVED_SP)}", f"jmp {STUB_LABELS['epilogue']}")
+        self.emit(f"{STUB_LABELS['exit0']}:")
+        self.emit(f"mov rsp, {_ctx(Ctx.SAVED_SP)}", f"xor {RAX.d}, {RAX.d}", "jmp .Lnext")
+
+    def _count_step(self, pc: int) -> None:
+        if self.options.max_steps is not None:
+            self.emit(f"sub {_ctx(Ctx.STEPS)}, 1", f"js {self.site(ErrorCode.STEPS, pc)}")
+
+    # -- ALU -----------------------------------------------------------------
+
+    def _alu(self, pc: int, insn: Instruction) -> None:
+        bits = insn.spec.bits
+        dst, mnemonic = REGS[insn.dst].sized(bits), _ALU[insn.op]
+        if insn.spec.form is Form.ALU_X:
+            self.emit(f"{mnemonic} {dst}, {REGS[insn.src].sized(bits)}")
+        elif mnemonic == "imul":
+            self.emit(f"imul {dst}, {dst}, {insn.imm}")
+        else:
+            self.emit(f"{mnemonic} {dst}, {insn.imm}")
+
+    def _neg(self, pc: int, insn: Instruction) -> None:
+        self.emit(f"neg {REGS[insn.dst].sized(insn.spec.bits)}")
+
+    def _shift(self, pc: int, insn: Instruction) -> None:
+        bits = insn.spec.bits
+        dst, mnemonic = REGS[insn.dst], _SHIFTS[insn.op]
+        # A 32-bit shift by 0 may leave the upper half alone: zero-extend explicitly.
+        zero_extend = f"mov {dst.d}, {dst.d}"
+        if insn.spec.form is Form.ALU_K:
+            count = insn.imm & (bits - 1)
+            if count:
+                self.emit(f"{mnemonic} {dst.sized(bits)}, {count}")
+            elif bits == 32:
+                self.emit(zero_extend)
+            return
+        count_reg = REGS[SHIFT_COUNT]
+        if insn.src == SHIFT_COUNT:
+            self.emit(f"{mnemonic} {dst.sized(bits)}, {count_reg.b}")
+            if bits == 32:
+                self.emit(zero_extend)
+            return
+        # Park R4 in a scratch register, count with rcx, put R4 back. When the
+        # destination is R4 itself, shift the parked copy.
+        saved = SCRATCH[0]
+        target = saved if insn.dst == SHIFT_COUNT else dst
+        self.emit(f"mov {saved.q}, {count_reg.q}", f"mov {count_reg.d}, {REGS[insn.src].d}")
+        self.emit(f"{mnemonic} {target.sized(bits)}, {count_reg.b}")
+        if insn.dst == SHIFT_COUNT:
+            self.emit(f"mov {count_reg.sized(bits)}, {saved.sized(bits)}")
+        else:
+            self.emit(f"mov {count_reg.q}, {saved.q}")
+            if bits == 32:
+                self.emit(zero_extend)
+
+    def _divmod(self, pc: int, insn: Instruction) -> None:
+        """div/mod/sdiv/smod without ever executing a trapping div/idiv."""
+        bits = insn.spec.bits
+        signed, is_mod = insn.op.startswith("s"), insn.op.endswith("mod")
+        dst = REGS[insn.dst]
+        divisor = SCRATCH[0]
+        done = f".L{pc}_done"
+
+        def by_zero() -> None:  # x / 0 = 0, x % 0 = x (32-bit: zero-extended)
+            if not is_mod:
+                self.emit(f"xor {dst.d}, {dst.d}")
+            elif bits == 32:
+                self.emit(f"mov {dst.d}, {dst.d}")
+
+        def by_minus_one() -> None:  # x s/ -1 = -x (INT_MIN stays), x s% -1 = 0
+            self.emit(f"xor {dst.d}, {dst.d}" if is_mod else f"neg {dst.sized(bits)}")
+
+        if insn.spec.form is Form.ALU_K:
+            value = insn.imm & ((1 << bits) - 1)
+            if value == 0:
+                return by_zero()
+            if signed and _signed(value, bits) == -1:
+                return by_minus_one()
+            self.emit(f"mov {divisor.sized(bits)}, {insn.imm}")
+        else:
+            nonzero = f".L{pc}_nz"
+            self.emit(f"mov {divisor.sized(bits)}, {REGS[insn.src].sized(bits)}")
+            self.emit(f"test {divisor.sized(bits)}, {divisor.sized(bits)}", f"jnz {nonzero}")
+            by_zero()
+            self.emit(f"jmp {done}", f"{nonzero}:")
+            if signed:
+                divide = f".L{pc}_div"
+                self.emit(f"cmp {divisor.sized(bits)}, -1", f"jne {divide}")
+                by_minus_one()
+                self.emit(f"jmp {done}", f"{divide}:")
+        self._divide(insn, signed, is_mod, divisor)
+        self.emit(f"{done}:")
+
+    def _divide(self, insn: Instruction, signed: bool, is_mod: bool, divisor: Reg) -> None:
+        """The div/idiv itself, with R0 (rax) and R3 (rdx) preserved unless they are dst."""
+        bits = insn.spec.bits
+        dst = REGS[insn.dst]
+        save_rax, save_rdx = SCRATCH[1], SCRATCH[2]
+        if insn.dst != DIVIDEND:
+            self.emit(f"mov {save_rax.q}, {RAX.q}", f"mov {RAX.q}, {dst.q}")
+        if insn.dst != REMAINDER:
+            self.emit(f"mov {save_rdx.q}, {RDX.q}")
+        if signed:
+            self.emit("cqo" if bits == 64 else "cdq", f"idiv {divisor.sized(bits)}")
+        else:
+            self.emit(f"xor {RDX.d}, {RDX.d}", f"div {divisor.sized(bits)}")
+        result, result_index = (RDX, REMAINDER) if is_mod else (RAX, DIVIDEND)
+        if insn.dst != result_index:
+            self.emit(f"mov {dst.q}, {result.q}")
+        if insn.dst != DIVIDEND:
+            self.emit(f"mov {RAX.q}, {save_rax.q}")
+        if insn.dst != REMAINDER:
+            self.emit(f"mov {RDX.q}, {save_rdx.q}")
+
+    def _movsx(self, pc: int, insn: Instruction) -> None:
+        bits, ext = insn.spec.bits, insn.spec.ext
+        src = REGS[insn.src].part(ext // 8)
+        mnemonic = "movsxd" if ext == 32 else "movsx"
+        self.emit(f"{mnemonic} {REGS[insn.dst].sized(bits)}, {src}")
+
+    def _byteswap(self, pc: int, insn: Instruction) -> None:
+        dst, ext = REGS[insn.dst], insn.spec.ext
+        if insn.op == "le":  # a little-endian host only truncates
+            if ext < 64:
+                self.emit(f"movzx {dst.d}, {dst.w}" if ext == 16 else f"mov {dst.d}, {dst.d}")
+        elif ext == 16:
+            self.emit(f"ror {dst.w}, 8", f"movzx {dst.d}, {dst.w}")
+        else:
+            self.emit(f"bswap {dst.sized(ext)}")
+
+    # -- jumps and calls -------------------------------------------------------
+
+    def _jump(self, pc: int, insn: Instruction) -> None:
+        bits, target = insn.spec.bits, insn.target(pc)
+        if target <= pc:
+            self._count_step(pc)
+        rhs = REGS[insn.src].sized(bits) if insn.spec.form is Form.JMP_X else str(insn.imm)
+        compare = "test" if insn.op == "jset" else "cmp"
+        self.emit(f"{compare} {REGS[insn.dst].sized(bits)}, {rhs}", f"j{_CONDITIONS[insn.op]} {_label(target)}")
+
+    def _ja(self, pc: int, insn: Instruction) -> None:
+        target = insn.target(pc)
+        if target <= pc:
+            self._count_step(pc)
+        self.emit(f"jmp {_label(target)}")
+
+    def _call_out(self, pc: int, function: str) -> None:
+        """Call a helper (R1-R5 already in place, id in r9), then check ctx->error.
+
+        R1-R5 keep their values across the call, as in the interpreter. The
+        context goes on the stack twice: once as the 7th argument, once as
+        padding that aligns rsp to 16 at the call (5 + 2 pushes from 8 mod 16).
+        """
+        self.emit(*(f"push {REGS[r].q}" for r in ARGUMENTS), f"push {CONTEXT.q}", f"push {CONTEXT.q}")
+        self.emit(f"call {function}", "add rsp, 16", *(f"pop {REGS[r].q}" for r in reversed(ARGUMENTS)))
+        self.emit(f"cmp {_ctx(Ctx.ERROR)}, 0", f"jne {self.site(ErrorCode.HELPER, pc)}")
+
+    def _call_helper(self, pc: int, insn: Instruction) -> None:
+        helper_id = insn.imm
+        if helper_id not in self.options.helper_ids:
+            known = ", ".join(map(str, sorted(self.options.helper_ids))) or "none"
+            raise self.error(pc, f"unknown helper id {helper_id} (known: {known})")
+        if not 0 <= helper_id < HELPER_SLOTS:
+            raise self.error(pc, f"helper id {helper_id} is outside the helper table (0..{HELPER_SLOTS - 1})")
+        self.emit(f"mov {HELPER_ID_ARG.d}, {helper_id}")
+        self._call_out(pc, f"qword ptr [{CONTEXT.q}+{Ctx.HELPERS + 8 * helper_id}]")
+
+    def _callx(self, pc: int, insn: Instruction) -> None:
+        """Helper id from a register: range-checked, and an empty slot reports HELPER."""
+        function = SCRATCH[0]
+        self.emit(f"mov {function.q}, {REGS[insn.dst].q}", f"cmp {function.q}, {HELPER_SLOTS}")
+        self.emit(f"jae {self.site(ErrorCode.BAD_CALLX, pc)}", f"mov {HELPER_ID_ARG.q}, {function.q}")
+        self.emit(f"mov {function.q}, qword ptr [{CONTEXT.q}+{function.q}*8+{int(Ctx.HELPERS)}]")
+        self.emit(f"test {function.q}, {function.q}", f"jz {self.site(ErrorCode.HELPER, pc)}")
+        self._call_out(pc, function.q)
+
+    def _call_local(self, pc: int, insn: Instruction) -> None:
+        """Fresh 512-byte frame; R6-R9 and R10 restored after the callee's ret."""
+        frame = REGS[10].q
+        self.emit(*(f"push {REGS[r].q}" for r in CALLEE_SAVED_BPF))
+        self.emit(f"sub {frame}, {STACK_SIZE}", f"cmp {frame}, {_ctx(Ctx.STACK_LIMIT)}")
+        self.emit(f"jb {self.site(ErrorCode.CALL_DEPTH, pc)}")
+        self._count_step(pc)
+        self.emit(f"call {_label(insn.target(pc))}")
+        self.emit(*(f"pop {REGS[r].q}" for r in reversed(CALLEE_SAVED_BPF)))
+
+    def _call_btf(self, pc: int, insn: Instruction) -> None:
+        raise self.error(pc, "calls by BTF id (call runtime) are not supported")
+
+    def _exit(self, pc: int, insn: Instruction) -> None:
+        self.emit("ret")
+
+    # -- memory ----------------------------------------------------------------
+
+    def _lddw(self, pc: int, insn: Instruction) -> None:
+        if insn.src != 0:
+            raise self.error(pc, f"unresolved relocation ({insn.spec.mnemonic}): LD_IMM64 with src {insn.src}")
+        dst, value = REGS[insn.dst], insn.imm
+        if value < 1 << 32:
+            self.emit(f"mov {dst.d}, {_signed(value, 32)}")
+        elif _signed(value, 64) >= -(1 << 31):
+            self.emit(f"mov {dst.q}, {_signed(value, 64)}")
+        else:
+            self.emit(f"movabs {dst.q}, {_signed(value, 64)}")
+
+    def _load(self, pc: int, insn: Instruction) -> None:
+        size, dst = insn.spec.size, REGS[insn.dst]
+        source = _mem(REGS[insn.src].q, insn.off, size)
+        if insn.op == "ldxs":
+            self.emit(f"{'movsxd' if size == 4 else 'movsx'} {dst.q}, {source}")
+        elif size < 4:
+            self.emit(f"movzx {dst.d}, {source}")
+        else:
+            self.emit(f"mov {dst.part(size)}, {source}")
+
+    def _store(self, pc: int, insn: Instruction) -> None:
+        size = insn.spec.size
+        target = _mem(REGS[insn.dst].q, insn.off, size)
+        if insn.spec.form is Form.STORE_K:
+            value = insn.imm if size == 8 else _signed(insn.imm, size * 8)
+        else:
+            value = REGS[insn.src].part(size)
+        self.emit(f"mov {target}, {value}")
+
+    def _atomic(self, pc: int, insn: Instruction) -> None:
+        size, op = insn.spec.size, insn.op
+        bits = size * 8
+        target = _mem(REGS[insn.dst].q, insn.off, size)
+        src = REGS[insn.src]
+        if op == "cmpxchg":
+            self.emit(f"lock cmpxchg {target}, {src.sized(bits)}")
+            if bits == 32:  # R0 gets the old value zero-extended, on success too
+                self.emit(f"mov {RAX.d}, {RAX.d}")
+        elif op == "xchg":
+            self.emit(f"xchg {target}, {src.sized(bits)}")
+        elif not insn.spec.fetch:
+            self.emit(f"lock {_ATOMIC_ALU[op]} {target}, {src.sized(bits)}")
+        elif op == "add":
+            self.emit(f"lock xadd {target}, {src.sized(bits)}")
+        else:
+            self._fetch_loop(pc, insn)
+
+    def _fetch_loop(self, pc: int, insn: Instruction) -> None:
+        """Fetching and/or/xor: a cmpxchg loop on rax (R0), which is saved around it."""
+        bits = insn.spec.size * 8
+        address, saved_r0, new = SCRATCH
+        operand = saved_r0 if insn.src == 0 else REGS[insn.src]
+        loop = f".L{pc}_retry"
+        self.emit(f"lea {address.q}, [{REGS[insn.dst].q}{insn.off:+d}]", f"mov {saved_r0.q}, {RAX.q}")
+        self.emit(f"mov {RAX.sized(bits)}, {_mem(address.q, 0, bits // 8)}")
+        self.emit(f"{loop}:", f"mov {new.q}, {RAX.q}")
+        self.emit(f"{_ATOMIC_ALU[insn.op]} {new.sized(bits)}, {operand.sized(bits)}")
+        self.emit(f"lock cmpxchg {_mem(address.q, 0, bits // 8)}, {new.sized(bits)}", f"jne {loop}")
+        if insn.src != 0:  # src gets the old value; R0 is restored
+            self.emit(f"mov {REGS[insn.src].sized(bits)}, {RAX.sized(bits)}", f"mov {RAX.q}, {saved_r0.q}")
+
+    def _ldpacket(self, pc: int, insn: Instruction) -> None:
+        """Legacy packet load: R0 = big-endian [R6 (+ src) + imm] within the input
+        buffer; out of bounds ends the whole run with R0 = 0."""
+        size = insn.spec.size
+        addr, length, end = SCRATCH
+        start = _ctx(Ctx.MEM_START)
+        self.emit(f"mov {addr.q}, {REGS[6].q}")
+        if insn.op == "ldind":
+            self.emit(f"add {addr.q}, {REGS[insn.src].q}")
+        if insn.imm:
+            self.emit(f"add {addr.q}, {insn.imm}")
+        # offset = addr - start (wraps when below); in bounds iff offset < len
+        # and offset + size <= len.
+        self.emit(f"sub {addr.q}, {start}", f"mov {length.q}, {_ctx(Ctx.MEM_END)}", f"sub {length.q}, {start}")
+        self.emit(f"cmp {addr.q}, {length.q}", f"jae {STUB_LABELS['exit0']}")
+        self.emit(f"lea {end.q}, [{addr.q}+{size}]", f"cmp {end.q}, {length.q}", f"ja {STUB_LABELS['exit0']}")
+        self.emit(f"add {addr.q}, {start}")
+        source = _mem(addr.q, 0, size)
+        if size == 1:
+            self.emit(f"movzx {RAX.d}, {source}")
+        elif size == 2:
+            self.emit(f"movzx {RAX.d}, {source}", f"rol {RAX.w}, 8")
+        else:
+            self.emit(f"mov {RAX.d}, {source}", f"bswap {RAX.d}")
+
+
+class X86_64Backend(Backend):
+    """x86-64 code generation (see the module docstring for the layout)."""
+
+    arch = "x86_64"
+
+    def generate(self, prog: Program, options: CodegenOptions) -> str:
+        if options.bounds_check is not False:
+            raise CompileError(
+                f"bounds_check={options.bounds_check!r} is not supported yet by the x86_64 backend (use False)"
+            )
+        if options.max_steps is not None and not 0 <= options.max_steps < 1 << 63:
+            raise CompileError(f"max_steps must be an int in 0..2**63-1, not {options.max_steps!r}")
+        return _Emitter(prog, options).generate()
+
+    def compile(self, prog: Program, options: CodegenOptions) -> NativeCode:
+        text = self.generate(prog, options)
+        names = [_label(pc) for pc in prog.pcs] + list(STUB_LABELS.values())
+        table = "".join(f".quad {', '.join(names[i : i + 64])}\n" for i in range(0, len(names), 64))
+        code = _assemble(text + table)
+        split = len(code) - 8 * len(names)
+        offsets = [int.from_bytes(code[split + 8 * i : split + 8 * i + 8], "little") for i in range(len(names))]
+        count = len(prog.pcs)
+        labels = dict(zip(STUB_LABELS, offsets[count:]))
+        return NativeCode(
+            self.arch, code[:split], tuple(offsets[:count]), labels["prologue"], prog, text, labels=labels
+        )
+
+
+def _assemble(text: str) -> bytes:
+    import keystone
+
+    try:
+        encoding, _ = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(text, 0)
+    except keystone.KsError as exc:
+        raise CompileError(f"keystone rejected the generated x86-64 assembly: {exc}") from exc
+    return bytes(encoding or b"")

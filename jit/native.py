@@ -1,0 +1,231 @@
+"""Run generated machine code in this process.
+
+:class:`NativeProgram` maps the code read-write, copies it in, then switches
+the pages to read-execute (never writable and executable at once) and calls
+the entry point through ctypes. It owns a run-time context and a BPF stack
+(see :mod:`backends.base` for the ABI), and unmaps the code on :meth:`close`
+or when it is garbage-collected.
+
+Python helpers are reached through ONE ctypes callback for the whole process
+(each libffi closure costs a writable+executable page), created the first time
+a program that calls a Python helper is compiled. It finds the running call's
+state through ``ctx->handle``. Native helpers (function addresses) go straight
+into the context's helper table.
+
+The module is architecture-neutral. On an ARM64 host the instruction cache is
+flushed with ``__clear_cache`` when the C library exports it; that path is
+untested here (the development host is x86-64).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import mmap
+import threading
+import weakref
+from collections.abc import Mapping
+
+from backends.base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
+
+from .errors import BpfError, ExecutionError
+from .helpers import Helper
+from .isa import STACK_SIZE, Form
+from .runtime import CompiledProgram, Mem, Region, RegionAccessor, execution_error, writable_buffer
+
+_u64 = ctypes.c_uint64
+_ENTRY = ctypes.CFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
+_HELPER = ctypes.CFUNCTYPE(_u64, _u64, _u64, _u64, _u64, _u64, _u64, ctypes.c_void_p)
+_CONTEXT_WORDS = CONTEXT_SIZE // 8
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    return libc
+
+
+def _os_error(what: str) -> OSError:
+    errno = ctypes.get_errno()
+    import os
+
+    return OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def map_code(code: bytes) -> tuple[int, int]:
+    """Copy ``code`` into fresh read-execute pages; returns (address, size)."""
+    libc = _libc()
+    size = max(mmap.PAGESIZE, -(-len(code) // mmap.PAGESIZE) * mmap.PAGESIZE)
+    addr = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        raise _os_error("mmap of code pages failed")
+    ctypes.memmove(addr, code, len(code))
+    _flush_icache(addr, size)
+    if libc.mprotect(addr, size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+        error = _os_error("mprotect(read-execute) of code pages failed")
+        libc.munmap(addr, size)
+        raise error
+    return addr, size
+
+
+def _flush_icache(addr: int, size: int) -> None:
+    """Needed on ARM64 hosts (x86-64 keeps the caches coherent); untested here."""
+    from .engines import host_arch
+
+    if host_arch() != "arm64":
+        return
+    clear = getattr(_libc(), "__clear_cache", None)
+    if clear is not None:
+        clear.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+        clear(addr, addr + size)
+
+
+def _unmap(addr: int, size: int) -> None:
+    _libc().munmap(addr, size)
+
+
+class _Run:
+    """What the helper dispatcher needs during one ``run_many`` call."""
+
+    def __init__(self, program: NativeProgram, regions: list[Region]):
+        self.helpers = program.helpers
+        self.context = program._context
+        self.regions = regions
+        self.exception: BaseException | None = None
+
+    @functools.cached_property
+    def accessor(self) -> RegionAccessor:
+        return RegionAccessor(self.regions, ctypes.string_at, lambda addr, data: ctypes.memmove(addr, data, len(data)))
+
+    def call(self, helper_id: int, args: tuple[int, int, int, int, int]) -> int:
+        try:
+            helper = self.helpers.get(helper_id)
+            if helper is None or helper.is_native:
+                raise LookupError(f"no Python helper with id {helper_id}")
+            return helper.call(args, self.accessor)
+        except BaseException as exc:  # reported to the caller of run_many, never lost in ctypes
+            self.exception = exc
+            self.context[Ctx.ERROR // 8] = ErrorCode.HELPER
+            return 0
+
+
+def _dispatch(r1: int, r2: int, r3: int, r4: int, r5: int, helper_id: int, ctx: int) -> int:
+    handle = _u64.from_address(ctx + Ctx.HANDLE).value
+    run: _Run = ctypes.cast(ctypes.c_void_p(handle), ctypes.py_object).value
+    return run.call(helper_id, (r1, r2, r3, r4, r5))
+
+
+@functools.cache
+def helper_dispatcher() -> int:
+    """Address of the one ctypes callback that calls Python helpers (made once)."""
+    callback = _HELPER(_dispatch)
+    _KEEP_ALIVE.append(callback)
+    return ctypes.cast(callback, ctypes.c_void_p).value
+
+
+_KEEP_ALIVE: list[object] = []  # the dispatcher callback lives as long as the process
+
+
+def called_helper_ids(native: NativeCode) -> frozenset[int] | None:
+    """Helper ids the program calls directly; None when it uses callx (any id)."""
+    ids = set()
+    for _, insn in native.prog:
+        if insn.spec.form is Form.CALLX:
+            return None
+        if insn.spec.form is Form.CALL_HELPER:
+            ids.add(insn.imm)
+    return frozenset(ids)
+
+
+class NativeProgram(CompiledProgram):
+    """Machine code for the host, run in this process through ctypes."""
+
+    def __init__(self, native: NativeCode, helpers: dict[int, Helper], keepalive: Mapping[int, object] | None = None):
+        super().__init__(native, helpers)
+        self._keepalive = dict(keepalive or {})  # ctypes function objects behind native helpers
+        self._context = (_u64 * _CONTEXT_WORDS)()
+        self._stack = (_u64 * (STACK_BYTES // 8))()
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._python_helpers = self._fill_helper_table()
+        stack = ctypes.addressof(self._stack)
+        self._context[Ctx.STACK_START // 8] = stack
+        self._context[Ctx.STACK_END // 8] = stack + STACK_BYTES
+        self._context[Ctx.STACK_LIMIT // 8] = stack + STACK_SIZE  # lowest R10 of the deepest frame
+        self._addr, size = map_code(native.code)
+        self._entry = _ENTRY(self._addr + native.entry)
+        self._finalizer = weakref.finalize(self, _unmap, self._addr, size)
+
+    def _fill_helper_table(self) -> bool:
+        """Native helpers by address, Python ones through the dispatcher (only
+        created when the program can call one); empty slots stay 0."""
+        called = called_helper_ids(self.native)
+        python = [i for i, h in self.helpers.items() if not h.is_native and (called is None or i in called)]
+        dispatcher = helper_dispatcher() if python else 0
+        for helper_id, helper in self.helpers.items():
+            if helper_id < HELPER_SLOTS:
+                address = helper.address if helper.is_native else dispatcher
+                self._context[Ctx.HELPERS // 8 + helper_id] = address or 0
+        return bool(python)
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def run_many(self, mem: Mem, n: int) -> int:
+        if not self._finalizer.alive:
+            raise BpfError(f"program {self.prog.name!r} has been closed; compile it again to run it")
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"run_many needs a repeat count n >= 1, got {n!r}")
+        buf, _ = writable_buffer(mem)
+        size = len(buf)
+        view = (ctypes.c_char * size).from_buffer(buf) if size else None
+        address = ctypes.addressof(view) if size else 0
+        ctx = self._context
+        ctx[Ctx.ERROR // 8] = ErrorCode.NONE
+        ctx[Ctx.REPEAT // 8] = n
+        ctx[Ctx.MEM_START // 8] = address
+        ctx[Ctx.MEM_END // 8] = address + size
+        run = None
+        if self._python_helpers:
+            stack = ctypes.addressof(self._stack)
+            regions = [Region("mem", address, address + size), Region("stack", stack, stack + STACK_BYTES)]
+            run = _Run(self, regions)
+            ctx[Ctx.HANDLE // 8] = id(run)
+        if self._owner == threading.get_ident():
+            raise ExecutionError(f"program {self.prog.name!r} called itself again while running (from a helper)")
+        with self._lock:
+            self._owner = threading.get_ident()
+            try:
+                r0 = self._entry(address, size, ctypes.addressof(ctx))
+            finally:
+                self._owner = None
+                ctx[Ctx.HANDLE // 8] = 0
+        del view
+        if ctx[Ctx.ERROR // 8]:
+            self._raise(run)
+        return r0
+
+    def _raise(self, run: _Run | None) -> None:
+        ctx = self._context
+        code, pc = ctx[Ctx.ERROR // 8], ctx[Ctx.ERROR_PC // 8]
+        cause = run.exception if run is not None else None
+        if code == ErrorCode.HELPER and cause is None and pc in self.prog.index_of:
+            detail = "no helper is registered under the id it called"
+            insn = self.prog.at(pc)
+            if insn.spec.form is Form.CALL_HELPER:
+                detail = f"helper {insn.imm} is not callable"
+        elif cause is not None:
+            helper = self.prog.at(pc) if pc in self.prog.index_of else None
+            name = f"helper {helper.imm} " if helper is not None and helper.spec.form is Form.CALL_HELPER else "helper "
+            detail = f"{name}raised {type(cause).__name__}: {cause}"
+        else:
+            detail = ""
+        raise execution_error(code, pc, self.prog, detail) from cause
