@@ -127,10 +127,16 @@ def decode(raw: bytes) -> list[Instruction]:
     if not raw:
         raise DecodeError("empty program: no instructions")
     if len(raw) % 8:
-        raise DecodeError(f"program length {len(raw)} bytes is not a multiple of 8 (instruction slots are 8 bytes)")
+        raise DecodeError(
+            f"program length {len(raw)} bytes is not a multiple of 8 (instruction slots are 8 bytes):"
+            f" slot {len(raw) // 8} is incomplete ({_hex(raw[len(raw) // 8 * 8 :])})"
+        )
     count = len(raw) // 8
     if count > isa.MAX_SLOTS:
-        raise DecodeError(f"program has {count} slots, more than the limit of {isa.MAX_SLOTS}")
+        raise DecodeError(
+            f"program has {count} slots, more than the limit of {isa.MAX_SLOTS}: slot {isa.MAX_SLOTS}"
+            f" ({_hex(raw[isa.MAX_SLOTS * 8 : isa.MAX_SLOTS * 8 + 8])}) is beyond it"
+        )
     slots = list(_SLOT.iter_unpack(raw))
     out: list[Instruction] = []
     cache: dict[tuple[int, int, int, int, int], OpSpec] = {}
