@@ -1,0 +1,333 @@
+"""Run generated x86-64 or ARM64 code under unicorn, with the same signature as native code.
+
+One unicorn instance per compiled program, set up once and reused by every
+call. Its address space::
+
+    CODE_BASE   the machine code (read + execute)
+    CTX_BASE    the run-time context (backends.base.Ctx), helper table included
+    STACK_BASE  the BPF stack, STACK_BYTES long (R10 starts at its end)
+    HOST_BASE   the host stack of the generated code
+    TRAP_BASE   one native ``ret`` per helper slot; ``ctx->helpers[id]`` points at
+                slot ``id``, a code hook there calls the Python helper; the entry's
+                return address (HALT) lies just past the slots
+    MEM_BASE    the input buffer, copied in before a run and back after it; it
+                sits at the end of its mapping so that overruns fault
+
+with unmapped gaps between them, so a stray pointer faults and becomes a
+:class:`jit.MemoryAccessError` naming the BPF instruction. A runaway program
+is stopped by an instruction and time budget (:class:`jit.StepLimitError`).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from unicorn import (
+    UC_ARCH_ARM64,
+    UC_ARCH_X86,
+    UC_HOOK_CODE,
+    UC_HOOK_MEM_INVALID,
+    UC_MEM_FETCH_PROT,
+    UC_MEM_FETCH_UNMAPPED,
+    UC_MEM_READ_PROT,
+    UC_MEM_READ_UNMAPPED,
+    UC_MEM_WRITE_PROT,
+    UC_MEM_WRITE_UNMAPPED,
+    UC_MODE_64,
+    UC_MODE_ARM,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+    UC_PROT_WRITE,
+    Uc,
+    UcError,
+)
+from unicorn import arm64_const as a64
+from unicorn import x86_const as x86
+
+from jit.errors import ExecutionError, HelperError
+from jit.helpers import Helper
+from jit.isa import STACK_SIZE
+from jit.runtime import CompiledProgram, Mem, Region, RegionAccessor, execution_error, writable_buffer
+
+from .base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
+
+PAGE = 0x1000
+CODE_BASE = 0x1000_0000
+CTX_BASE = 0x2000_0000
+STACK_BASE = 0x3000_0000
+HOST_BASE = 0x4000_0000
+HOST_STACK_BYTES = 0x10_0000
+TRAP_BASE = 0x5000_0000
+TRAP_STRIDE = 4
+HALT = TRAP_BASE + TRAP_STRIDE * HELPER_SLOTS
+MEM_BASE = 0x6000_0000
+
+# An instruction count makes unicorn instrument every instruction (about 17x
+# slower, measured), so by default only the wall-clock budget is on.
+DEFAULT_MAX_INSTRUCTIONS = None
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+_CTX_HEADER = struct.Struct("<11Q")  # Ctx.ERROR .. Ctx.HANDLE
+_U64 = struct.Struct("<Q")
+_ACCESS = {
+    UC_MEM_READ_UNMAPPED: "read",
+    UC_MEM_READ_PROT: "read",
+    UC_MEM_WRITE_UNMAPPED: "write",
+    UC_MEM_WRITE_PROT: "write",
+    UC_MEM_FETCH_UNMAPPED: "instruction fetch",
+    UC_MEM_FETCH_PROT: "instruction fetch",
+}
+
+
+def _pages(size: int) -> int:
+    return max(PAGE, (size + PAGE - 1) & ~(PAGE - 1))
+
+
+@dataclass(frozen=True)
+class _Machine:
+    """What the runner needs to know about one architecture (unicorn ids)."""
+
+    uc_arch: int
+    uc_mode: int
+    entry_args: tuple[int, int, int]  # mem, len, ctx
+    helper_args: tuple[int, int, int, int, int]
+    result: int
+    sp: int
+    pc: int
+    link: int | None  # register holding the return address; None: pushed on the stack
+    ret: bytes  # one native return instruction, TRAP_STRIDE bytes
+    registers: tuple[int, ...]  # every general-purpose register, zeroed once
+
+
+_MACHINES = {
+    "arm64": _Machine(
+        UC_ARCH_ARM64,
+        UC_MODE_ARM,
+        (a64.UC_ARM64_REG_X0, a64.UC_ARM64_REG_X1, a64.UC_ARM64_REG_X2),
+        tuple(getattr(a64, f"UC_ARM64_REG_X{n}") for n in range(5)),
+        a64.UC_ARM64_REG_X0,
+        a64.UC_ARM64_REG_SP,
+        a64.UC_ARM64_REG_PC,
+        a64.UC_ARM64_REG_X30,
+        bytes.fromhex("c0035fd6"),
+        tuple(getattr(a64, f"UC_ARM64_REG_X{n}") for n in range(31)),
+    ),
+    "x86_64": _Machine(
+        UC_ARCH_X86,
+        UC_MODE_64,
+        (x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX),
+        (x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_R8),
+        x86.UC_X86_REG_RAX,
+        x86.UC_X86_REG_RSP,
+        x86.UC_X86_REG_RIP,
+        None,
+        b"\xc3" * TRAP_STRIDE,
+        tuple(
+            getattr(x86, f"UC_X86_REG_{name}")
+            for name in [
+                "RAX",
+                "RBX",
+                "RCX",
+                "RDX",
+                "RSI",
+                "RDI",
+                "RBP",
+                "R8",
+                "R9",
+                "R10",
+                "R11",
+                "R12",
+                "R13",
+                "R14",
+                "R15",
+            ]
+        ),
+    ),
+}
+
+
+class EmulatedProgram(CompiledProgram):
+    """A compiled program run under unicorn: ``fn(mem=None) -> int``.
+
+    ``max_instructions`` (emulated machine instructions) and ``timeout``
+    (seconds) bound one call (``fn`` or ``run_many``); 0 or None disables a
+    bound. ``max_steps`` is the BPF-level budget the code was compiled with.
+    """
+
+    emulated = True
+
+    def __init__(
+        self,
+        native: NativeCode,
+        helpers: dict[int, Helper],
+        max_steps: int | None = None,
+        *,
+        max_instructions: int | None = DEFAULT_MAX_INSTRUCTIONS,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+    ):
+        super().__init__(native, helpers)
+        if native.arch not in _MACHINES:
+            raise ValueError(f"no emulator for architecture {native.arch!r}")
+        self.machine = _MACHINES[native.arch]
+        self.max_steps = max_steps
+        self.max_instructions = max_instructions or 0
+        self.timeout = timeout or 0.0
+        self._mem_size = 0
+        self._accessor: RegionAccessor | None = None
+        self._helper_exception: BaseException | None = None
+        self._helper_name = ""
+        self._fault: tuple[str, int, int] | None = None
+        self._uc: Uc | None = self._setup()
+
+    # --- set-up, once per program -------------------------------------------------------
+    def _setup(self) -> Uc:
+        machine, code = self.machine, self.native.code
+        uc = Uc(machine.uc_arch, machine.uc_mode)
+        # Translated code is cached; the default 1 GiB cache per instance is far too much.
+        uc.ctl_set_tcg_buffer_size(min(1 << 30, max(16 << 20, 32 * len(code))))
+        uc.mem_map(CODE_BASE, _pages(len(code)), UC_PROT_READ | UC_PROT_EXEC)
+        uc.mem_write(CODE_BASE, code)
+        uc.mem_map(CTX_BASE, _pages(CONTEXT_SIZE), UC_PROT_READ | UC_PROT_WRITE)
+        uc.mem_map(STACK_BASE, _pages(STACK_BYTES), UC_PROT_READ | UC_PROT_WRITE)
+        uc.mem_map(HOST_BASE, HOST_STACK_BYTES, UC_PROT_READ | UC_PROT_WRITE)
+        uc.mem_map(TRAP_BASE, PAGE, UC_PROT_READ | UC_PROT_EXEC)
+        uc.mem_write(TRAP_BASE, machine.ret * (PAGE // TRAP_STRIDE))
+        table = b"".join(_U64.pack(TRAP_BASE + TRAP_STRIDE * slot) for slot in range(HELPER_SLOTS))
+        uc.mem_write(CTX_BASE + Ctx.HELPERS, table)
+        uc.reg_write_batch([(reg, 0) for reg in machine.registers])
+        uc.hook_add(UC_HOOK_CODE, self._on_helper, begin=TRAP_BASE, end=HALT - 1)
+        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_fault)
+        self._grow(PAGE, uc)
+        return uc
+
+    def _grow(self, size: int, uc: Uc) -> None:
+        """Make the buffer mapping at least ``size`` bytes (doubling, to grow rarely)."""
+        if size <= self._mem_size:
+            return
+        new_size = _pages(max(size, 2 * self._mem_size))
+        if self._mem_size:
+            uc.mem_unmap(MEM_BASE, self._mem_size)
+        uc.mem_map(MEM_BASE, new_size, UC_PROT_READ | UC_PROT_WRITE)
+        self._mem_size = new_size
+
+    def close(self) -> None:
+        self._uc = None  # unicorn frees the instance with its last reference
+
+    # --- one call ---------------------------------------------------------------------------
+    def run_many(self, mem: Mem, n: int) -> int:
+        if n < 1:
+            raise ValueError(f"run_many needs n >= 1, got {n}")
+        uc = self._uc
+        if uc is None:
+            raise ExecutionError(f"{self.prog.name}: the compiled program was closed")
+        buf, _ = writable_buffer(mem)
+        size = len(buf)
+        addr = self._load_buffer(uc, buf)
+        self._start(uc, addr, size, n)
+        try:
+            self._emulate(uc)
+        finally:
+            if size:
+                buf[:] = uc.mem_read(addr, size)
+            self._accessor = None
+        return self._result(uc)
+
+    def _load_buffer(self, uc: Uc, buf: bytearray | memoryview) -> int:
+        """Copy the buffer in; its address, 8-byte aligned and close to the mapping's end."""
+        size = len(buf)
+        if not size:
+            return 0
+        self._grow(size, uc)
+        addr = MEM_BASE + self._mem_size - ((size + 7) & ~7)
+        uc.mem_write(addr, bytes(buf))
+        return addr
+
+    def _start(self, uc: Uc, addr: int, size: int, n: int) -> None:
+        stack_end = STACK_BASE + STACK_BYTES
+        steps = self.max_steps if self.max_steps is not None else 0
+        header = (0, 0, 0, steps, STACK_BASE + STACK_SIZE, n, addr, addr + size, STACK_BASE, stack_end, 0)
+        uc.mem_write(CTX_BASE, _CTX_HEADER.pack(*header))
+        regions = [Region("stack", STACK_BASE, stack_end)]
+        if size:
+            regions.insert(0, Region("buffer", addr, addr + size))
+        self._accessor = RegionAccessor(regions, lambda a, k: bytes(uc.mem_read(a, k)), uc.mem_write)
+        self._helper_exception = self._fault = None
+        machine = self.machine
+        sp = HOST_BASE + HOST_STACK_BYTES - 16
+        values = list(zip(machine.entry_args, (addr, size, CTX_BASE)))
+        if machine.link is None:
+            sp -= 8
+            uc.mem_write(sp, _U64.pack(HALT))
+        else:
+            values.append((machine.link, HALT))
+        values.append((machine.sp, sp))
+        uc.reg_write_batch(values)
+
+    def _emulate(self, uc: Uc) -> None:
+        timeout_us = int(self.timeout * 1_000_000)
+        try:
+            uc.emu_start(CODE_BASE + self.native.entry, HALT, timeout=timeout_us, count=self.max_instructions)
+        except UcError as exc:
+            raise self._fault_error(uc, exc) from None
+        pc = uc.reg_read(self.machine.pc)
+        if pc != HALT:
+            budget = []
+            if self.max_instructions:
+                budget.append(f"{self.max_instructions} emulated instructions")
+            if self.timeout:
+                budget.append(f"{self.timeout:g} s")
+            raise execution_error(
+                ErrorCode.STEPS, self._slot(pc), self.prog, f"emulation budget ({' or '.join(budget)}) exhausted"
+            )
+
+    def _result(self, uc: Uc) -> int:
+        error, error_pc = struct.unpack("<2Q", uc.mem_read(CTX_BASE, 16))
+        if error:
+            cause, self._helper_exception = self._helper_exception, None
+            detail = ""
+            if isinstance(cause, HelperError):
+                detail = str(cause)
+            elif cause is not None:
+                detail = f"{self._helper_name} raised {type(cause).__name__}: {cause}"
+            raise execution_error(error, error_pc, self.prog, detail) from cause
+        return uc.reg_read(self.machine.result)
+
+    def _slot(self, pc: int) -> int | None:
+        """The BPF slot whose machine code holds the emulator address ``pc``."""
+        if CODE_BASE <= pc < CODE_BASE + len(self.native.code):
+            return self.native.pc_at(pc - CODE_BASE)
+        return None
+
+    def _fault_error(self, uc: Uc, exc: UcError) -> ExecutionError:
+        slot = self._slot(uc.reg_read(self.machine.pc))
+        if self._fault is not None:
+            kind, address, size = self._fault
+            detail = f"invalid {kind} of {size} bytes at 0x{address:x} ({exc})"
+            return execution_error(ErrorCode.MEMORY, slot, self.prog, detail)
+        where = self.prog.describe(slot) if slot is not None else "outside the program's code"
+        return ExecutionError(f"{where}: the emulated CPU stopped: {exc}", pc=slot)
+
+    # --- hooks --------------------------------------------------------------------------------
+    def _on_fault(self, uc: Uc, access: int, address: int, size: int, value: int, user_data: object) -> bool:
+        self._fault = (_ACCESS.get(access, "access"), address, size)
+        return False
+
+    def _on_helper(self, uc: Uc, address: int, size: int, user_data: object) -> None:
+        """A helper slot was reached: run the Python helper, put its result in the return register."""
+        helper_id = (address - TRAP_BASE) // TRAP_STRIDE
+        args = tuple(uc.reg_read(reg) for reg in self.machine.helper_args)
+        helper = self.helpers.get(helper_id)
+        result = 0
+        try:
+            if helper is None:
+                raise HelperError(f"unknown helper id {helper_id}")
+            if helper.is_native:
+                raise HelperError(f"helper {helper_id} ({helper.name}) is a native function; it cannot run emulated")
+            assert self._accessor is not None
+            result = helper.call(args, self._accessor)
+        except Exception as exc:  # reported through ctx->error, re-raised after the run
+            self._helper_exception = exc
+            self._helper_name = f"helper {helper_id}" + (f" ({helper.name})" if helper is not None else "")
+            uc.mem_write(CTX_BASE + Ctx.ERROR, _U64.pack(ErrorCode.HELPER))
+        uc.reg_write(self.machine.result, result)
