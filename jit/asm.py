@@ -260,6 +260,8 @@ def _parse_instruction(tokens: list[str]) -> tuple[OpSpec, dict[str, int], _Labe
 def assemble(text: str) -> Program:
     """Assemble conformance-suite assembly text into a :class:`Program`.
 
+    Labels name slots (``lddw`` takes two). The first ``exit`` instruction
+    defines the label ``exit`` unless the text defines ``exit:`` itself.
     Raises :class:`AssemblyError` naming the line (1-based) and showing it.
     """
     labels: dict[str, int] = {}

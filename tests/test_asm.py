@@ -218,6 +218,10 @@ def test_implicit_exit_label_is_the_first_exit() -> None:
     assert slots(assemble("mov %r0, 0\nexit\nexit\njne %r0, 0, exit"))[3] == (0x55, 0, 0, -3, 0)
 
 
+def test_explicit_exit_label_wins_over_the_implicit_one() -> None:
+    assert slots(assemble("ja exit\nexit\nexit:\nexit"))[0] == (0x05, 0, 0, 1, 0)
+
+
 def test_call_local_and_ja32_targets_go_to_imm() -> None:
     text = "call local f\nexit\nf:\nja32 f"
     assert slots(assemble(text)) == [(0x85, 0, 1, 0, 1), (0x95, 0, 0, 0, 0), (0x06, 0, 0, 0, -1)]
