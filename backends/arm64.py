@@ -31,7 +31,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from jit import isa
 from jit.errors import CompileError
 from jit.isa import STACK_SIZE, Form
 from jit.program import Instruction, Program, check_control_flow
@@ -107,12 +106,6 @@ _MEM = {
 for _size, (_scaled, _unscaled) in {1: ("strb", "sturb"), 2: ("strh", "sturh"), 4: ("str", "stur")}.items():
     _MEM["st", _size] = _MEM["stx", _size] = (_scaled, _unscaled, 32)
 _MEM["st", 8] = _MEM["stx", 8] = ("str", "stur", 64)
-
-
-def is_atomic(insn: Instruction) -> bool:
-    """Atomics share their op names with ALU ops (and jit.isa's Form.ATOMIC is
-    an alias of Form.STORE_X), so tell them apart by the opcode's mode bits."""
-    return insn.spec.cls == isa.STX and insn.spec.opcode & 0xE0 == isa.MODE_ATOMIC
 
 
 def _reg(number: int, bits: int) -> str:
@@ -293,7 +286,8 @@ class _Emitter:
             handlers[op] = self.jump
         for index, (pc, insn) in enumerate(prog):
             self.items.append(f"L{index}:")
-            handler = self.atomic if is_atomic(insn) else handlers[insn.op]
+            # Atomics share their op names (add, or, ...) with ALU operations.
+            handler = self.atomic if insn.spec.form is Form.ATOMIC else handlers[insn.op]
             handler(pc, insn)
 
     # --- ALU -------------------------------------------------------------------------------

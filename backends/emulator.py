@@ -10,8 +10,9 @@ call. Its address space::
     TRAP_BASE   one native ``ret`` per helper slot; ``ctx->helpers[id]`` points at
                 slot ``id``, a code hook there calls the Python helper; the entry's
                 return address (HALT) lies just past the slots
-    MEM_BASE    the input buffer, copied in before a run and back after it; it
-                sits at the end of its mapping so that overruns fault
+    MEM_TOP     the input buffer ends just below it (8-byte aligned start), copied
+                in before a run and back after it; only the pages it occupies
+                are accessible, so overruns and most underruns fault
 
 with unmapped gaps between them, so a stray pointer faults and becomes a
 :class:`jit.MemoryAccessError` naming the BPF instruction. A runaway program
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from unicorn import (
     UC_ARCH_ARM64,
     UC_ARCH_X86,
+    UC_ERR_EXCEPTION,
     UC_HOOK_CODE,
     UC_HOOK_MEM_INVALID,
     UC_MEM_FETCH_PROT,
@@ -37,6 +39,7 @@ from unicorn import (
     UC_MODE_64,
     UC_MODE_ARM,
     UC_PROT_EXEC,
+    UC_PROT_NONE,
     UC_PROT_READ,
     UC_PROT_WRITE,
     Uc,
@@ -47,7 +50,7 @@ from unicorn import x86_const as x86
 
 from jit.errors import ExecutionError, HelperError
 from jit.helpers import Helper
-from jit.isa import STACK_SIZE
+from jit.isa import STACK_SIZE, Form
 from jit.runtime import CompiledProgram, Mem, Region, RegionAccessor, execution_error, writable_buffer
 
 from .base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
@@ -61,7 +64,7 @@ HOST_STACK_BYTES = 0x10_0000
 TRAP_BASE = 0x5000_0000
 TRAP_STRIDE = 4
 HALT = TRAP_BASE + TRAP_STRIDE * HELPER_SLOTS
-MEM_BASE = 0x6000_0000
+MEM_TOP = 0x7000_0000
 
 # An instruction count makes unicorn instrument every instruction (about 17x
 # slower, measured), so by default only the wall-clock budget is on.
@@ -173,7 +176,8 @@ class EmulatedProgram(CompiledProgram):
         self.max_steps = max_steps
         self.max_instructions = max_instructions or 0
         self.timeout = timeout or 0.0
-        self._mem_size = 0
+        self._mem_size = 0  # bytes mapped below MEM_TOP
+        self._mem_open = 0  # of which accessible (the pages of the current buffer)
         self._accessor: RegionAccessor | None = None
         self._helper_exception: BaseException | None = None
         self._helper_name = ""
@@ -198,18 +202,22 @@ class EmulatedProgram(CompiledProgram):
         uc.reg_write_batch([(reg, 0) for reg in machine.registers])
         uc.hook_add(UC_HOOK_CODE, self._on_helper, begin=TRAP_BASE, end=HALT - 1)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_fault)
-        self._grow(PAGE, uc)
         return uc
 
-    def _grow(self, size: int, uc: Uc) -> None:
-        """Make the buffer mapping at least ``size`` bytes (doubling, to grow rarely)."""
-        if size <= self._mem_size:
-            return
-        new_size = _pages(max(size, 2 * self._mem_size))
-        if self._mem_size:
-            uc.mem_unmap(MEM_BASE, self._mem_size)
-        uc.mem_map(MEM_BASE, new_size, UC_PROT_READ | UC_PROT_WRITE)
-        self._mem_size = new_size
+    def _open_buffer(self, uc: Uc, span: int) -> None:
+        """Map (growing when needed) and open exactly the pages of a ``span``-byte
+        buffer below MEM_TOP; pages below it stay mapped but inaccessible."""
+        pages = _pages(span)
+        if pages > self._mem_size:
+            if self._mem_size:
+                uc.mem_unmap(MEM_TOP - self._mem_size, self._mem_size)
+            uc.mem_map(MEM_TOP - pages, pages, UC_PROT_READ | UC_PROT_WRITE)
+            self._mem_size = self._mem_open = pages
+        if pages != self._mem_open:
+            if pages < self._mem_size:
+                uc.mem_protect(MEM_TOP - self._mem_size, self._mem_size - pages, UC_PROT_NONE)
+            uc.mem_protect(MEM_TOP - pages, pages, UC_PROT_READ | UC_PROT_WRITE)
+            self._mem_open = pages
 
     def close(self) -> None:
         self._uc = None  # unicorn frees the instance with its last reference
@@ -234,12 +242,14 @@ class EmulatedProgram(CompiledProgram):
         return self._result(uc)
 
     def _load_buffer(self, uc: Uc, buf: bytearray | memoryview) -> int:
-        """Copy the buffer in; its address, 8-byte aligned and close to the mapping's end."""
+        """Copy the buffer in; its address (0 for an empty buffer), 8-byte aligned
+        like a native bytearray, at most 7 bytes below MEM_TOP."""
         size = len(buf)
         if not size:
             return 0
-        self._grow(size, uc)
-        addr = MEM_BASE + self._mem_size - ((size + 7) & ~7)
+        span = (size + 7) & ~7
+        self._open_buffer(uc, span)
+        addr = MEM_TOP - span
         uc.mem_write(addr, bytes(buf))
         return addr
 
@@ -303,7 +313,10 @@ class EmulatedProgram(CompiledProgram):
         slot = self._slot(uc.reg_read(self.machine.pc))
         if self._fault is not None:
             kind, address, size = self._fault
-            detail = f"invalid {kind} of {size} bytes at 0x{address:x} ({exc})"
+            detail = f"invalid {kind} of {size} byte{'s' if size != 1 else ''} at 0x{address:x} ({exc})"
+            return execution_error(ErrorCode.MEMORY, slot, self.prog, detail)
+        if exc.errno == UC_ERR_EXCEPTION and slot is not None and self.prog.at(slot).spec.form is Form.ATOMIC:
+            detail = f"the CPU rejected the atomic access, which must be naturally aligned ({exc})"
             return execution_error(ErrorCode.MEMORY, slot, self.prog, detail)
         where = self.prog.describe(slot) if slot is not None else "outside the program's code"
         return ExecutionError(f"{where}: the emulated CPU stopped: {exc}", pc=slot)
