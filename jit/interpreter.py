@@ -29,6 +29,7 @@ Choices the RFC leaves open, decided here (the JIT engines follow them):
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -84,13 +85,13 @@ def _binary_ops(bits: int) -> Mapping[str, Callable[[int, int], int]]:
             "mul": lambda a, b: (a * b) & mask,
             "div": lambda a, b: a // b if b else 0,
             "sdiv": sdiv,
-            "or": lambda a, b: a | b,
-            "and": lambda a, b: a & b,
+            "or": operator.or_,
+            "and": operator.and_,
             "lsh": lambda a, b: (a << (b & count)) & mask,
             "rsh": lambda a, b: a >> (b & count),
             "mod": lambda a, b: a % b if b else a,
             "smod": smod,
-            "xor": lambda a, b: a ^ b,
+            "xor": operator.xor,
             "mov": lambda a, b: b,
             "arsh": lambda a, b: (signed(a) >> (b & count)) & mask,
         }
@@ -105,13 +106,13 @@ def _conditions(bits: int) -> Mapping[str, Callable[[int, int], bool]]:
 
     return MappingProxyType(
         {
-            "jeq": lambda a, b: a == b,
-            "jne": lambda a, b: a != b,
+            "jeq": operator.eq,
+            "jne": operator.ne,
             "jset": lambda a, b: a & b != 0,
-            "jgt": lambda a, b: a > b,
-            "jge": lambda a, b: a >= b,
-            "jlt": lambda a, b: a < b,
-            "jle": lambda a, b: a <= b,
+            "jgt": operator.gt,
+            "jge": operator.ge,
+            "jlt": operator.lt,
+            "jle": operator.le,
             "jsgt": lambda a, b: signed(a) > signed(b),
             "jsge": lambda a, b: signed(a) >= signed(b),
             "jslt": lambda a, b: signed(a) < signed(b),
