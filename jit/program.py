@@ -11,10 +11,17 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import isa
 from .errors import DecodeError, VerifierError
 from .isa import Form, OpSpec
+
+if TYPE_CHECKING:
+    from .elf import Relocation
+    from .hostmem import HostMemory
+    from .maps import Map
 
 _SLOT = struct.Struct("<BBhi")  # opcode, regs (src<<4 | dst), off, imm
 _FIELDS = ("dst", "src", "off", "imm")
@@ -206,6 +213,14 @@ class Program:
     name: str = "prog"
     pcs: tuple[int, ...] = field(init=False, repr=False)
     index_of: dict[int, int] = field(init=False, repr=False)
+    # Set by the ELF loader (jit.elf): the maps by name, every host memory block
+    # the program may access besides its input and stack, the section it came
+    # from, the LD_IMM64 relocations it resolved, and the trace_printk output.
+    maps: dict[str, Map] = field(default_factory=dict, repr=False)
+    memory: tuple[HostMemory, ...] = field(default=(), repr=False)
+    section: str = ""
+    relocations: tuple[Relocation, ...] = field(default=(), repr=False)
+    trace_log: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.instructions = tuple(self.instructions)
@@ -225,6 +240,14 @@ class Program:
     def from_bytes(cls, raw: bytes | bytearray | memoryview, name: str = "prog") -> Program:
         """Decode little-endian bytecode (8-byte slots)."""
         return cls(tuple(decode(bytes(raw))), name=name)
+
+    @classmethod
+    def from_elf(cls, path: str | Path, section: str | None = None) -> Program:
+        """Load a clang-built eBPF object (see :mod:`jit.elf`): maps and global
+        data are created and the relocations resolved to their host addresses."""
+        from .elf import load_elf
+
+        return load_elf(path, section)
 
     def to_bytes(self) -> bytes:
         return b"".join(insn.encode() for insn in self.instructions)
