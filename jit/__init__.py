@@ -26,6 +26,7 @@ from .errors import (
 )
 from .helpers import DEFAULT_HELPERS, Helper, MemoryAccessor
 from .interpreter import interpret
+from .maps import Map, MapError
 from .program import Instruction, Program
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "Helper",
     "HelperError",
     "Instruction",
+    "Map",
+    "MapError",
     "MemoryAccessError",
     "MemoryAccessor",
     "Program",

@@ -2,7 +2,8 @@
 
 Accepted: a Program, raw bytecode (bytes/bytearray/memoryview), assembly text,
 or a path (str or Path) to a file: ``.s``/``.asm`` (assembly), ``.data``
-(a conformance-suite test), anything else is read as raw bytecode.
+(a conformance-suite test), an ELF object (by its magic, see :mod:`jit.elf`),
+anything else is read as raw bytecode.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from .program import Program
 ProgramLike = Program | bytes | bytearray | memoryview | str | Path
 
 
-def load_program(source: ProgramLike) -> Program:
-    """A :class:`Program` from a Program, bytecode, assembly text or a file path."""
+def load_program(source: ProgramLike, section: str | None = None) -> Program:
+    """A :class:`Program` from a Program, bytecode, assembly text or a file path
+    (``section`` selects the program of an ELF object)."""
     if isinstance(source, Program):
         return source
     if isinstance(source, bytes | bytearray | memoryview):
         return Program.from_bytes(source)
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).is_file()):
-        return load_file(Path(source))
+        return load_file(Path(source), section)
     if isinstance(source, str):
         from .asm import assemble
 
@@ -29,8 +31,9 @@ def load_program(source: ProgramLike) -> Program:
     raise TypeError(f"cannot make a program from {type(source).__name__}")
 
 
-def load_file(path: Path) -> Program:
-    """A program from a file, chosen by its suffix."""
+def load_file(path: Path, section: str | None = None) -> Program:
+    """A program from a file, chosen by its suffix (an ELF object by its magic;
+    ``section`` picks one of its programs)."""
     suffix = path.suffix.lower()
     if suffix in (".s", ".asm"):
         from .asm import assemble
@@ -40,7 +43,15 @@ def load_file(path: Path) -> Program:
         from .conformance import load
 
         prog = load(path).program
+    elif is_elf(path):
+        return Program.from_elf(path, section)  # named after its section
     else:
         prog = Program.from_bytes(path.read_bytes())
     prog.name = path.stem
     return prog
+
+
+def is_elf(path: Path) -> bool:
+    """True when the file starts with the ELF magic (a clang-built object)."""
+    with path.open("rb") as f:
+        return f.read(4) == b"\x7fELF"
