@@ -14,7 +14,7 @@ Adding an instruction is adding one row to ``ISA``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Instruction classes (low 3 bits of the opcode).
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = range(8)
@@ -67,11 +67,8 @@ class Form(enum.Enum):
     def __init__(self, syntax: str, operands: tuple[str, ...], tag: str = ""):
         self.syntax = syntax
         self.operands = operands
-
-    @property
-    def registers(self) -> tuple[str, ...]:
-        """The fields of this form that name a register."""
-        return tuple(field for field in self.operands if field in ("dst", "src"))
+        # The operand fields that name a register.
+        self.registers = tuple(name for name in operands if name in ("dst", "src"))
 
 
 @dataclass(frozen=True)
@@ -98,25 +95,20 @@ class OpSpec:
     off: int | None = None
     imm: int | None = None
     fetch: bool = False
+    # Derived in __post_init__ (read on hot paths, so stored rather than computed).
+    is_wide: bool = field(init=False, repr=False)  # LD_IMM64, the only two-slot instruction
+    is_jump: bool = field(init=False, repr=False)  # operand is a jump target (not calls)
 
     def __post_init__(self) -> None:
-        for field in ("dst", "src", "off", "imm"):
-            if field not in self.form.operands and getattr(self, field) is None:
-                object.__setattr__(self, field, 0)
+        for name in ("dst", "src", "off", "imm"):
+            if name not in self.form.operands and getattr(self, name) is None:
+                object.__setattr__(self, name, 0)
+        object.__setattr__(self, "is_wide", self.form is Form.LDDW)
+        object.__setattr__(self, "is_jump", self.form in (Form.JMP_X, Form.JMP_K, Form.JA, Form.JA32))
 
     @property
     def cls(self) -> int:
         return self.opcode & 0x07
-
-    @property
-    def is_wide(self) -> bool:
-        """True for LD_IMM64, the only instruction that takes two slots."""
-        return self.form is Form.LDDW
-
-    @property
-    def is_jump(self) -> bool:
-        """True for instructions whose operand is a jump target (not calls)."""
-        return self.form in (Form.JMP_X, Form.JMP_K, Form.JA, Form.JA32)
 
     @property
     def uses_src_reg(self) -> bool:
