@@ -109,17 +109,15 @@ def _apply_relocations(elf: ELFFile, section: Section, base: dict[int, int], cod
         struct.pack_into("<BBhi", code, pc * SLOT, opcode, regs, off, target - (pc + 1))
 
 
-def build(name: str, work: Path) -> Path:
-    """Compile ``programs/NAME.c``, write ``programs/NAME.bin``; returns its path."""
+def bytecode(name: str, work: Path) -> bytes:
+    """Compile ``programs/NAME.c`` in ``work`` and return its checked bytecode."""
     obj = compile_object(PROGRAMS / f"{name}.c", work)
     raw = extract_bytecode(obj, ENTRY_PREFIX + name)
     try:
         jit.Program.from_bytes(raw, name=name)
     except jit.BpfError as exc:
         raise BuildError(f"{name}: the extracted bytecode does not decode: {exc}") from exc
-    out = PROGRAMS / f"{name}.bin"
-    out.write_bytes(raw)
-    return out
+    return raw
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             try:
-                out = build(name, Path(tmp))
+                raw = bytecode(name, Path(tmp))
             except BuildError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
-            print(f"{out.relative_to(PROGRAMS.parent.parent)}: {len(out.read_bytes()) // SLOT} slots")
+            out = PROGRAMS / f"{name}.bin"
+            out.write_bytes(raw)
+            print(f"{out.relative_to(PROGRAMS.parent.parent)}: {len(raw) // SLOT} slots")
     return 0
 
 
