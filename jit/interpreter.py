@@ -28,9 +28,11 @@ Choices the RFC leaves open, decided here (the JIT engines follow them):
 
 from __future__ import annotations
 
+import gc
 import itertools
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -173,7 +175,8 @@ class _Machine:
         self.memory = Memory()
         self.frames: list[tuple[int, ...]] = []  # (return slot, R6, R7, R8, R9, R10) per active call
         self.helpers: Mapping[int, Helper] = {}
-        self.handlers = _Decoder(self).handlers()
+        with _gc_paused():  # decoding allocates many closures: collections would cost 5x the time
+            self.handlers = _Decoder(self).handlers()
 
     def run(self, mem: Mem, helpers: Mapping[int, Helper], max_steps: int | None) -> RunResult:
         regs, memory = self.regs, self.memory
@@ -219,22 +222,8 @@ class _Decoder:
         self.m = machine
         self.prog = machine.prog
         self.regs = machine.regs
-
-    def handlers(self) -> tuple[Handler, ...]:
-        prog = self.prog
-        size = len(prog)
-        table: list[Handler] = [_raiser(ExecutionError, "the second slot of an LD_IMM64 is not an instruction")] * size
-        self.extra: list[Handler] = []  # error handlers for bad jump targets, at size + 1 ...
-        for pc, insn in prog:
-            table[pc] = self._build(insn, pc)
-        last = prog.pcs[-1]
-        table.append(
-            _raiser(ExecutionError, f"{prog.describe(last)}: execution fell off the end of the program", pc=last)
-        )
-        return tuple(table + self.extra)
-
-    def _build(self, insn: Instruction, pc: int) -> Handler:
-        builders = {
+        self.extra: list[Handler] = []  # error handlers for bad jump targets, at len(prog) + 1 ...
+        self.builders: dict[Form, Callable[[Instruction, int], Handler]] = {
             Form.ALU_X: self._alu,
             Form.ALU_K: self._alu,
             Form.UNARY: self._unary,
@@ -255,7 +244,18 @@ class _Decoder:
             Form.LDABS: self._ldabs,
             Form.LDIND: self._ldabs,
         }
-        return builders[insn.spec.form](insn, pc)
+
+    def handlers(self) -> tuple[Handler, ...]:
+        prog = self.prog
+        size = len(prog)
+        table: list[Handler] = [_raiser(ExecutionError, "the second slot of an LD_IMM64 is not an instruction")] * size
+        for pc, insn in prog:
+            table[pc] = self.builders[insn.spec.form](insn, pc)
+        last = prog.pcs[-1]
+        table.append(
+            _raiser(ExecutionError, f"{prog.describe(last)}: execution fell off the end of the program", pc=last)
+        )
+        return tuple(table + self.extra)
 
     def _target(self, insn: Instruction, pc: int) -> int:
         """The handler index a jump or local call transfers to; an invalid
@@ -497,6 +497,18 @@ class _Decoder:
             return nxt
 
         return ldabs
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (unless it is already off)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _raiser(cls: type[ExecutionError], message: str, pc: int | None = None) -> Handler:

@@ -3,6 +3,8 @@ helpers, the step limit, running off the end and the legacy packet loads."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 import jit
@@ -153,6 +155,16 @@ def test_repeated_runs_start_fresh() -> None:
     # A stale stack or r6 from the previous run would show up in r0.
     prog = jit.assemble("ldxdw %r0, [%r10-8]\nadd %r0, %r6\nstdw [%r10-8], 5\nmov %r6, 1\nexit")
     assert [jit.interpret(prog) for _ in range(3)] == [0, 0, 0]
+
+
+def test_program_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    decodes = []
+    original = jit.interpreter._Decoder.handlers
+    monkeypatch.setattr(jit.interpreter._Decoder, "handlers", lambda self: decodes.append(1) or original(self))
+    prog = jit.assemble("mov %r0, 42\nexit")
+    assert [jit.interpret(prog) for _ in range(5)] == [42] * 5
+    assert len(decodes) == 1
+    assert gc.isenabled()  # paused during decoding only
 
 
 def test_helper_may_run_the_same_program_recursively() -> None:
