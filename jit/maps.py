@@ -222,6 +222,9 @@ class Map:
         for key, _ in self.items():
             yield key
 
+    def __iter__(self) -> Iterator[bytes]:
+        return self.keys()
+
     def values(self) -> Iterator[bytes]:
         for _, value in self.items():
             yield value
