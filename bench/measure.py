@@ -159,6 +159,7 @@ def measure_interpreter(case: Case, first: tuple, budget: Budget) -> EngineResul
     run_buf = bytearray(case.mem)
     # The interpreter has no batch loop: a batch is a Python loop of runs, and the check run is the warm-up.
     result.run = measure(repeat_calls(lambda: interpreter_run(case.prog, run_buf)), budget, first=seconds)
+    result.call = result.run  # each of its runs is a call from Python
     return result
 
 
