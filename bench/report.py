@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -111,9 +112,20 @@ def _cell(result: EngineResult | None, show_runs: bool = False) -> str:
     return f"{text} [dim]x{result.run.runs}[/]" if show_runs else text
 
 
+Figure = Callable[["ProgramResult", str], float | None]
+
+
+def _factors(engines: list[BenchEngine]) -> list[tuple[str, Figure]]:
+    """The derived figures this set of engines allows: speedup needs the interpreter, ratio native C."""
+    kinds = {e.kind for e in engines}
+    wanted = (("speedup", INTERPRETER, ProgramResult.speedup), ("ratio", NATIVE, ProgramResult.ratio))
+    return [(key, figure) for key, kind, figure in wanted if kind in kinds]
+
+
 def summary_table(results: list[ProgramResult], engines: list[BenchEngine]) -> Table:
     """Per program: time per run on each engine, speedup and ratio of the primary JIT."""
     primary = primary_engine(engines)
+    factors = _factors(engines) if primary else []
     table = Table(
         title="Time per run (median; xN = interpreter runs timed) - speedup = interpreter / JIT, ratio = JIT / native C"
     )
@@ -121,25 +133,19 @@ def summary_table(results: list[ProgramResult], engines: list[BenchEngine]) -> T
     table.add_column("BPF insns\nexecuted", justify="right")
     for engine in engines:
         table.add_column(engine.label, justify="right")
-    if primary:
-        table.add_column(f"speedup\n({primary.name})", justify="right")
-        table.add_column(f"ratio\n({primary.name})", justify="right")
+    for key, _ in factors:
+        table.add_column(f"{key}\n({primary.name})", justify="right")
     for res in results:
         row = [res.case.name, "-" if res.steps is None else f"{res.steps:,}"]
         row += [_cell(res.engines.get(e.name), show_runs=e.kind == INTERPRETER) for e in engines]
-        if primary:
-            row += [fmt_factor(res.speedup(primary.name)), fmt_factor(res.ratio(primary.name))]
+        row += [fmt_factor(figure(res, primary.name)) for _, figure in factors]
         table.add_row(*row)
-    if primary:
+    if factors:
         means = geomeans(results, engines)
         table.add_section()
         blanks = [""] * (len(engines) + 1)
         table.add_row(
-            "geometric mean",
-            *blanks,
-            fmt_factor(means["speedup"][primary.name]),
-            fmt_factor(means["ratio"][primary.name]),
-            style="bold",
+            "geometric mean", *blanks, *(fmt_factor(means[key][primary.name]) for key, _ in factors), style="bold"
         )
     return table
 
