@@ -283,6 +283,8 @@ class _Parser:
         specs = []
         for index, name in enumerate(self.names):
             size = self.sections[index]["sh_size"]
+            if self.is_data(index) and index in self.relocations:
+                raise ElfError(f"{self.path}: section {name!r}: relocations inside global data are not supported")
             if self.is_data(index) and size:
                 flags = BPF_F_RDONLY_PROG if name.startswith(".rodata") else 0
                 specs.append(MapSpec(name, int(MapType.ARRAY), 4, size, 1, flags, name, self.data[index]))
@@ -388,10 +390,10 @@ class _Linker:
 
     def __init__(self, obj: ElfObject, info: ProgramInfo):
         self.obj, self.info, self.parser = obj, info, obj._parser
-        self.section = self.parser.index(info.section)
+        section = self.parser.names.index(info.section)
         self.text = self.parser.index(".text")
-        # Pieces of code in the output: (section index, start byte, size), and where each starts (slot).
-        self.pieces: list[tuple[int, int, int]] = [(self.section, info.offset, info.size)]  # type: ignore[list-item]
+        # Pieces of code in the output, in order: (section index, start byte, size).
+        self.pieces: list[tuple[int, int, int]] = [(section, info.offset, info.size)]
         self.relocations: list[Relocation] = []
 
     def where(self, section: int, offset: int) -> str:
@@ -521,7 +523,11 @@ class _Linker:
 
 
 def load_elf(path: str | Path, section: str | None = None) -> Program:
-    """The program ``section`` of the object at ``path`` (the only one when None)."""
+    """The program ``section`` of the object at ``path`` (the only one when None).
+
+    Every call creates fresh maps; use :class:`ElfObject` to load several
+    programs of one object that share their maps.
+    """
     return ElfObject(path).program(section)
 
 
@@ -529,6 +535,20 @@ def list_sections(path: str | Path) -> tuple[list[ProgramInfo], list[MapSpec]]:
     """The programs and maps an object defines, without loading anything."""
     parser = _Parser(path)
     return parser.programs, parser.maps
+
+
+def format_sections(path: str | Path) -> str:
+    """A listing of the programs and maps of an object (``bpfjit sections``)."""
+    programs, maps = list_sections(path)
+    lines = [f"{len(programs)} program(s):"]
+    lines += [f"  {p.name:<32} function {p.function}, {p.slots} slots" for p in programs]
+    lines.append(f"{len(maps)} map(s):")
+    lines += [
+        f"  {m.name:<32} {m.type_name}, key {m.key_size} B, value {m.value_size} B, max_entries {m.max_entries}"
+        + (", read-only for programs" if m.flags & BPF_F_RDONLY_PROG else "")
+        for m in maps
+    ]
+    return "\n".join(lines)
 
 
 def symbolic(prog: Program) -> Program:

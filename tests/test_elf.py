@@ -19,7 +19,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import jit
-from jit.elf import ElfObject, MapSpec, list_sections, load_elf, symbolic
+from jit.elf import ElfObject, MapSpec, format_sections, list_sections, load_elf, symbolic
 from jit.loader import load_program
 from jit.maps import ArrayMap, HashMap, MapType, ProgArrayMap
 from jit.program import check_control_flow
@@ -55,6 +55,12 @@ def test_list_sections_names_programs_and_maps():
         MapSpec("jump_table", MapType.PROG_ARRAY, 4, 4, 4, 0, ".maps"),
         MapSpec("stats", MapType.ARRAY, 4, 8, 2, 0, ".maps"),
     ]
+
+
+def test_format_sections_for_the_cli():
+    text = format_sections(fixture("globals"))
+    assert "tracepoint/syscalls/sys_enter_write" in text and "function use_globals, 28 slots" in text
+    assert ".rodata.str1.1" in text and "value 40 B, max_entries 1, read-only for programs" in text
 
 
 def test_btf_map_definitions():
@@ -243,6 +249,16 @@ def test_unknown_relocation_type(tmp_path):
 
     with pytest.raises(jit.ElfError, match=r"section 'xdp'.*relocation type 7 against symbol 'proto_count'"):
         load_elf(_patched(tmp_path, "xdp_counter", patch))
+
+
+def test_unsupported_map_type(tmp_path):
+    at = _section_offset("legacy_maps", "maps")  # struct bpf_map_def counters: type is the first u32
+
+    def patch(raw: bytearray) -> None:
+        struct.pack_into("<I", raw, at, 27)  # BPF_MAP_TYPE_RINGBUF
+
+    with pytest.raises(jit.ElfError, match=r"section 'maps': map 'counters': unsupported map type 27"):
+        load_elf(_patched(tmp_path, "legacy_maps", patch))
 
 
 def test_relocation_to_an_unknown_section():
