@@ -8,7 +8,6 @@ where both figures exist.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import platform
@@ -296,9 +295,33 @@ def report_json(results: list[ProgramResult], engines: list[BenchEngine], settin
     }
 
 
-def write_json(path: Path, report: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+def markdown_table(report: dict) -> str:
+    """The summary table of a :func:`report_json` report in Markdown (for the README)."""
+    engines = report["engines"]
+    jits = [e for e in engines if e["kind"] == JIT]
+    primary = next((e for e in jits if not e["emulated"]), jits[0] if jits else None)
+    head = ["program", "BPF insns executed", *(e["label"] for e in engines)]
+    if primary:
+        head += [f"speedup ({primary['name']})", f"ratio ({primary['name']})"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for prog in report["programs"]:
+        row = [prog["name"], "-" if prog["executed_instructions"] is None else f"{prog['executed_instructions']:,}"]
+        for engine in engines:
+            figures = prog["engines"].get(engine["name"])
+            if figures is None or figures["status"] != "ok":
+                row.append("FAILURE" if figures and figures["status"] == "failure" else "-")
+                continue
+            runs = figures["run"]["runs_per_batch"] * figures["run"]["batches"]
+            extra = f" (x{runs})" if engine["kind"] == INTERPRETER else ""
+            row.append(fmt_time(figures["run_seconds"]) + extra)
+        if primary:
+            row += [fmt_factor(prog["speedup"].get(primary["name"])), fmt_factor(prog["ratio"].get(primary["name"]))]
+        lines.append("| " + " | ".join(row) + " |")
+    if primary:
+        means = [fmt_factor(report["geomean"][key].get(primary["name"])) for key in ("speedup", "ratio")]
+        cells = ["**geometric mean**", *[""] * (len(engines) + 1), *(f"**{m}**" for m in means)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 # --- chart ------------------------------------------------------------------------

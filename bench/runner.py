@@ -16,6 +16,7 @@ is 1.
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from .measure import (
     measure_native,
     reference_run,
 )
-from .report import ProgramResult, print_report, report_json, write_json, write_plot
+from .report import ProgramResult, markdown_table, print_report, report_json, write_plot
 from .timing import FULL, QUICK, Budget
 
 MIN_FILE_WIDTH = 160
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", action="append", metavar="NAME", help="an engine (repeatable); see --list")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every figure and the machine info as JSON")
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG chart of speedups and ratios")
+    parser.add_argument("--markdown", type=Path, metavar="PATH", help="write the summary table as Markdown")
     parser.add_argument("--list", action="store_true", help="list the suite programs and the engines, then exit")
     return parser
 
@@ -190,9 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         "compiles": compiles,
         "user_program": str(args.file) if args.file else None,
     }
-    if args.json:
-        write_json(args.json, report_json(results, engines, settings))
-        console.print(f"wrote {args.json}", markup=False)
+    report = report_json(results, engines, settings)
+    for path, text in ((args.json, json.dumps(report, indent=2) + "\n"), (args.markdown, markdown_table(report))):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            console.print(f"wrote {path}", markup=False)
     if args.plot:
         write_plot(args.plot, results, engines)
         console.print(f"wrote {args.plot}", markup=False)

@@ -52,6 +52,7 @@ class Timing:
             "seconds": self.seconds,
             "runs_per_batch": self.runs_per_batch,
             "batches": self.batches,
+            "min_seconds": min(self.samples),
             "samples": list(self.samples),
         }
 

@@ -180,9 +180,13 @@ QUICK = ["--quick", "--program", "simple", "--program", "memory_a_plus_b"]
 
 
 def test_quick_json_is_well_formed(tmp_path: Path, native_cache, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "bench.json"
-    assert runner.main([*QUICK, "--json", str(out)]) == 0
+    out, md = tmp_path / "bench.json", tmp_path / "table.md"
+    assert runner.main([*QUICK, "--json", str(out), "--markdown", str(md)]) == 0
     report = json.loads(out.read_text())
+    table = md.read_text().splitlines()
+    assert table[0].startswith("| program | BPF insns executed | interpreter |")
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| simple", "| memory_a_plus_b", "| **geometric mean**"]
+    assert all(line.count("|") == table[0].count("|") for line in table)
     assert report["schema"] == "bpfjit-bench/1"
     assert {"date", "machine", "settings", "engines", "programs", "geomean", "failures", "ok"} <= report.keys()
     assert {"cpu", "cores", "python", "packages", "c_compiler"} <= report["machine"].keys()
