@@ -246,12 +246,24 @@ ATOMIC_OPERATIONS = frozenset(name for name, _ in ATOMIC_OPS) | {"xchg", "cmpxch
 JMP_OPERATIONS = frozenset(name for name, _ in _JMP_CONDITIONS)
 
 
+# Per opcode: each row with the fields it fixes, as (position, value) pairs
+# into (dst, src, off, imm), so that lookup compares only what matters.
+_SELECTORS: dict[int, tuple[tuple[OpSpec, tuple[tuple[int, int], ...]], ...]] = {
+    opcode: tuple(
+        (spec, tuple((i, want) for i, want in enumerate((spec.dst, spec.src, spec.off, spec.imm)) if want is not None))
+        for spec in specs
+    )
+    for opcode, specs in BY_OPCODE.items()
+}
+
+
 def lookup(opcode: int, dst: int, src: int, off: int, imm: int) -> OpSpec | None:
     """The row selected by an instruction's fields, or None if there is none."""
-    for spec in BY_OPCODE.get(opcode, ()):
-        if all(
-            want is None or want == got
-            for want, got in ((spec.dst, dst), (spec.src, src), (spec.off, off), (spec.imm, imm))
-        ):
+    fields = (dst, src, off, imm)
+    for spec, fixed in _SELECTORS.get(opcode, ()):
+        for i, want in fixed:
+            if fields[i] != want:
+                break
+        else:
             return spec
     return None

@@ -8,6 +8,7 @@ conformance-suite dialect that every error message uses.
 
 from __future__ import annotations
 
+import gc
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -144,21 +145,36 @@ def decode(raw: bytes) -> list[Instruction]:
             f"program has {count} slots, more than the limit of {isa.MAX_SLOTS}: slot {isa.MAX_SLOTS}"
             f" ({_hex(raw[isa.MAX_SLOTS * 8 : isa.MAX_SLOTS * 8 + 8])}) is beyond it"
         )
-    slots = list(_SLOT.iter_unpack(raw))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # decoding allocates many small objects and no cycles: collections only cost time
+    try:
+        return _decode_slots(raw, list(_SLOT.iter_unpack(raw)))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _decode_slots(raw: bytes, slots: list[tuple[int, int, int, int]]) -> list[Instruction]:
+    count = len(slots)
     out: list[Instruction] = []
-    cache: dict[tuple[int, int, int, int, int], OpSpec] = {}
+    # Programs repeat instructions a lot: decode each distinct one-slot
+    # instruction once (Instructions are immutable, so sharing them is safe).
+    seen: dict[tuple[int, int, int, int], Instruction] = {}
     pc = 0
     while pc < count:
-        opcode, regs, off, imm = slots[pc]
+        slot = slots[pc]
+        insn = seen.get(slot)
+        if insn is not None:
+            out.append(insn)
+            pc += 1
+            continue
+        opcode, regs, off, imm = slot
         dst, src = regs & 0x0F, regs >> 4
-        key = (opcode, dst, src, off, imm)
-        spec = cache.get(key) or isa.lookup(opcode, dst, src, off, imm)
+        spec = isa.lookup(opcode, dst, src, off, imm)
         if spec is None:
             raise DecodeError(
                 f"slot {pc}: {_explain_unknown(opcode, dst, src, off, imm)} ({_hex(raw[pc * 8 : pc * 8 + 8])})"
             )
-        if len(cache) < 4096:
-            cache[key] = spec
         for name in spec.form.registers:
             reg = dst if name == "dst" else src
             if reg > isa.MAX_REG:
@@ -174,9 +190,12 @@ def decode(raw: bytes) -> list[Instruction]:
                     f"slot {pc + 1}: the second slot of LD_IMM64 at slot {pc} must have opcode, registers and offset"
                     f" zero ({_hex(raw[pc * 8 + 8 : pc * 8 + 16])})"
                 )
-            imm = ((hi & 0xFFFFFFFF) << 32) | (imm & 0xFFFFFFFF)
-        out.append(Instruction(spec, dst, src, off, imm))
-        pc += 2 if spec.is_wide else 1
+            out.append(Instruction(spec, dst, src, off, ((hi & 0xFFFFFFFF) << 32) | (imm & 0xFFFFFFFF)))
+            pc += 2
+            continue
+        insn = seen[slot] = Instruction(spec, dst, src, off, imm)
+        out.append(insn)
+        pc += 1
     return out
 
 
