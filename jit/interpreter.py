@@ -38,8 +38,9 @@ from types import MappingProxyType
 
 from . import isa
 from .errors import CallDepthError, CompileError, ExecutionError, HelperError, StepLimitError
-from .helpers import Helper, resolve_helpers
+from .helpers import Helper
 from .isa import Form
+from .linux_helpers import TailCallChain, program_helpers, run_with_tail_calls
 from .loader import ProgramLike, load_program
 from .memory import Memory
 from .program import Instruction, Program
@@ -172,7 +173,7 @@ class _Machine:
     def __init__(self, prog: Program):
         self.prog = prog
         self.regs = [0] * (isa.MAX_REG + 1)
-        self.memory = Memory()
+        self.memory = Memory(blocks=prog.memory)
         self.frames: list[tuple[int, ...]] = []  # (return slot, R6, R7, R8, R9, R10) per active call
         self.helpers: Mapping[int, Helper] = {}
         with _gc_paused():  # decoding allocates many closures: collections would cost 5x the time
@@ -520,8 +521,6 @@ def _raiser(cls: type[ExecutionError], message: str, pc: int | None = None) -> H
 
 # --- public API -------------------------------------------------------------------
 
-_DEFAULT_HELPERS = MappingProxyType(resolve_helpers(None))
-
 
 def _machines(prog: Program) -> list[_Machine]:
     """The idle decoded machines cached on ``prog`` (rebuilt if its instructions changed)."""
@@ -545,7 +544,32 @@ def run(
     than 8 frames, running past ``max_steps`` instructions or past the end.
     """
     program = load_program(prog)
-    table = _DEFAULT_HELPERS if helpers is None else resolve_helpers(helpers)
+    chain, table = _helper_table(program, helpers)
+    if not program.maps:  # no prog array, so no tail calls
+        return _run_once(program, mem, table, max_steps)
+    result: list[RunResult] = []
+
+    def run_one(current: Program, buffer: bytearray | memoryview, _chain: TailCallChain) -> int:
+        result.append(_run_once(current, buffer, table, max_steps))
+        return result[-1].r0
+
+    run_with_tail_calls(run_one, program, mem, chain)
+    return result[-1]
+
+
+def _helper_table(program: Program, helpers: Mapping[int, object] | None) -> tuple[TailCallChain, dict[int, Helper]]:
+    """The program's helpers (Linux helpers over its maps, then the user's);
+    cached on the program for the common ``helpers=None`` case."""
+    if helpers is None and "_interpreter_helpers" in program.__dict__:
+        return program.__dict__["_interpreter_helpers"]
+    chain = TailCallChain()
+    entry = (chain, program_helpers(program, helpers, chain))
+    if helpers is None:
+        program.__dict__["_interpreter_helpers"] = entry
+    return entry
+
+
+def _run_once(program: Program, mem: Mem, table: Mapping[int, Helper], max_steps: int | None) -> RunResult:
     pool = _machines(program)
     try:
         machine = pool.pop()

@@ -32,12 +32,20 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BpfError, HelperError
-from .helpers import DEFAULT_HELPERS, GET_PRANDOM_U32, GET_SMP_PROCESSOR_ID, KTIME_GET_NS, MemoryAccessor
+from .helpers import (
+    DEFAULT_HELPERS,
+    GET_PRANDOM_U32,
+    GET_SMP_PROCESSOR_ID,
+    KTIME_GET_NS,
+    Helper,
+    MemoryAccessor,
+    resolve_helpers,
+)
 from .maps import Map, ProgArrayMap, maps_by_address
 from .program import Program
 from .runtime import Mem, writable_buffer
@@ -305,3 +313,11 @@ def helpers_for(prog: Program, chain: TailCallChain | None = None) -> dict[int, 
     table[TRACE_PRINTK] = _trace_printk_helper(prog.trace_log)
     table[TAIL_CALL] = _tail_call_helper(maps, chain if chain is not None else TailCallChain())
     return table
+
+
+def program_helpers(
+    prog: Program, user: Mapping[int, object] | None = None, chain: TailCallChain | None = None
+) -> dict[int, Helper]:
+    """The resolved helper table of one program on any engine: the Linux helpers
+    for ``prog`` (:func:`helpers_for`) with the user's ``helpers=`` on top."""
+    return resolve_helpers({**helpers_for(prog, chain), **(user or {})})

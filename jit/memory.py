@@ -7,6 +7,8 @@ Every address a program can hold that points at memory lies in one region:
 * ``stack``: :data:`jit.isa.MAX_CALL_DEPTH` frames of :data:`jit.isa.STACK_SIZE`
   bytes ending at :data:`STACK_TOP` (the main program's R10). A local call gets
   the next frame below; only the frames of active calls are accessible;
+* the program's host memory blocks (maps, global data: ``prog.memory``), at
+  their host addresses, which every engine shares;
 * regions a helper hands out at run time with :meth:`Memory.expose`.
 
 Each load, store and atomic must lie entirely inside one region, otherwise it
@@ -16,9 +18,10 @@ atomic ones must be naturally aligned. Memory is little-endian.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .errors import MemoryAccessError
+from .hostmem import HostMemory
 from .isa import MAX_CALL_DEPTH, STACK_SIZE
 from .runtime import Mem, writable_buffer
 
@@ -61,8 +64,9 @@ class Memory:
     :meth:`expose`, through which a helper hands the program a buffer of its own.
     """
 
-    def __init__(self, mem: Mem = None):
+    def __init__(self, mem: Mem = None, blocks: Sequence[HostMemory] = ()):
         self.stack = Region("stack", STACK_BASE, bytearray(STACK_BYTES))
+        self.blocks = [Region(b.name, b.address, b.view, b.writable) for b in blocks]
         self.reset(mem)
 
     def reset(self, mem: Mem = None) -> None:
@@ -71,7 +75,7 @@ class Memory:
         self.input = Region("mem", MEM_BASE, buf)
         self.stack.buf[:] = bytes(STACK_BYTES)
         self.set_frames(1)
-        self.regions = [self.stack, self.input]
+        self.regions = [self.stack, self.input, *self.blocks]
 
     def release(self) -> None:
         """End a run: drop every reference to the caller's and helpers' buffers."""
@@ -100,7 +104,7 @@ class Memory:
         buf = buffer if isinstance(buffer, bytearray) else memoryview(buffer).cast("B")
         if writable and isinstance(buf, memoryview) and buf.readonly:
             raise TypeError(f"cannot expose read-only {type(buffer).__name__} {name!r} as writable")
-        exposed = len(self.regions) - 2
+        exposed = len(self.regions) - 2 - len(self.blocks)
         if len(buf) >= EXPOSED_STRIDE:
             raise ValueError(f"buffer {name!r} is too large to expose ({len(buf)} bytes)")
         region = Region(name, EXPOSED_BASE + exposed * EXPOSED_STRIDE, buf, writable)
