@@ -24,8 +24,9 @@ return address (48 bytes), keeping that invariant; a helper call pushes the
 context as the 7th argument, so rsp is aligned at the ``call``. R1-R5 are
 preserved across helper calls (the interpreter's choice; the RFC allows it).
 
-``max_steps`` counts back-edges (jumps to their own slot or earlier) and local
-calls in ``ctx->steps``, which the prologue re-arms before every run.
+``max_steps`` is a budget in ``ctx->steps``, re-armed by the prologue before
+every run: each execution of a jump to its own slot or earlier (taken or not)
+and each local call costs one; StepLimitError when it would go negative.
 ``bounds_check`` must be False for now (run-time checks arrive with issue 7).
 """
 

@@ -173,6 +173,11 @@ class NativeProgram(CompiledProgram):
         return bool(python)
 
     @property
+    def address(self) -> int:
+        """Address of the read-execute mapping holding the code."""
+        return self._addr
+
+    @property
     def closed(self) -> bool:
         return not self._finalizer.alive
 
