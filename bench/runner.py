@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from .measure import (
     NATIVE,
     BenchEngine,
     Case,
+    EngineResult,
     available_engines,
     default_engines,
     measure_interpreter,
@@ -104,14 +106,20 @@ def user_case(path: Path, mem_path: Path | None) -> Case:
     return Case(path.stem, f"your program {path}", prog, mem, expected=None, size=len(mem))
 
 
-def run_case(case: Case, engines: list[BenchEngine], budget: Budget, compiles: int, step) -> ProgramResult:
+def run_case(
+    case: Case, engines: list[BenchEngine], budget: Budget, compiles: int, step: Callable[[str], None]
+) -> ProgramResult:
     """Every engine on one case; ``step(text)`` reports progress."""
     step(f"{case.name}: reference interpreter run")
     first = reference_run(case)
     outcome, _, buf = first
     result = ProgramResult(case, steps=None if isinstance(outcome, Exception) else outcome.steps)
-    if case.expected is None and not isinstance(outcome, Exception):
-        case.expected, case.expected_memory = outcome.r0, bytes(buf)  # a user's program: agree with the interpreter
+    if case.expected is None:  # a user's program: every engine must agree with the interpreter
+        if isinstance(outcome, Exception):
+            detail = f"nothing to compare with, the interpreter failed: {type(outcome).__name__}: {outcome}"
+            result.engines = {e.name: EngineResult(e, "failure", detail) for e in engines}
+            return result
+        case.expected, case.expected_memory = outcome.r0, bytes(buf)
     for engine in engines:
         step(f"{case.name}: {engine.label}")
         if engine.kind == INTERPRETER:
@@ -123,7 +131,9 @@ def run_case(case: Case, engines: list[BenchEngine], budget: Budget, compiles: i
     return result
 
 
-def run_all(console: Console, cases: list[Case], engines: list[BenchEngine], budget: Budget, compiles: int):
+def run_all(
+    console: Console, cases: list[Case], engines: list[BenchEngine], budget: Budget, compiles: int
+) -> list[ProgramResult]:
     """Every case on every engine, with a progress bar."""
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

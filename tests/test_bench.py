@@ -257,6 +257,14 @@ def test_user_program_is_compared_with_the_interpreter(tmp_path: Path) -> None:
     assert "native" not in program["engines"]
 
 
+def test_user_program_the_interpreter_rejects_fails_everywhere(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "oob.s"
+    source.write_text("ldxdw %r0, [%r1+8]\nexit\n")  # reads past an empty buffer
+    assert runner.main([str(source), "--quick", "--engine", "interpreter", "--engine", "x86_64-emulated"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("nothing to compare with, the interpreter failed") == 2
+
+
 def test_elf_without_loader_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delattr(jit.Program, "from_elf", raising=False)
     obj = tmp_path / "prog.o"
