@@ -179,9 +179,10 @@ def test_local_call_relocation_resolved() -> None:
 QUICK = ["--quick", "--program", "simple", "--program", "memory_a_plus_b"]
 
 
-def test_quick_json_is_well_formed(tmp_path: Path, native_cache, capsys: pytest.CaptureFixture) -> None:
-    out, md = tmp_path / "bench.json", tmp_path / "table.md"
-    assert runner.main([*QUICK, "--json", str(out), "--markdown", str(md)]) == 0
+def test_quick_json_markdown_and_plot(tmp_path: Path, native_cache, capsys: pytest.CaptureFixture) -> None:
+    out, md, png = tmp_path / "bench.json", tmp_path / "table.md", tmp_path / "chart.png"
+    assert runner.main([*QUICK, "--json", str(out), "--markdown", str(md), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads(out.read_text())
     table = md.read_text().splitlines()
     assert table[0].startswith("| program | BPF insns executed | interpreter |")
@@ -235,13 +236,6 @@ def test_engine_that_raises_is_a_failure(monkeypatch) -> None:
     case = measure.Case.from_benchmark(suite.get("simple"), "test")
     result = measure.measure_jit(case, jit_engine, QUICK_BUDGET, 1)
     assert result.status == "failure" and "broken on purpose" in result.detail and result.run is None
-
-
-def test_plot_writes_a_png(tmp_path: Path) -> None:
-    out = tmp_path / "chart.png"
-    args = ["--quick", "--program", "simple", "--engine", "interpreter", "--engine", "x86_64-emulated"]
-    assert runner.main([*args, "--plot", str(out)]) == 0
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_user_program_is_compared_with_the_interpreter(tmp_path: Path) -> None:
