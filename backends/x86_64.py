@@ -518,7 +518,7 @@ class X86_64Backend(Backend):
         text = self.generate(prog, options)
         names = [_label(pc) for pc in prog.pcs] + list(STUB_LABELS.values())
         table = "".join(f".quad {', '.join(names[i : i + 64])}\n" for i in range(0, len(names), 64))
-        code = _assemble(text + table)
+        code = assemble(text + table)
         split = len(code) - 8 * len(names)
         offsets = [int.from_bytes(code[split + 8 * i : split + 8 * i + 8], "little") for i in range(len(names))]
         count = len(prog.pcs)
@@ -528,7 +528,8 @@ class X86_64Backend(Backend):
         )
 
 
-def _assemble(text: str) -> bytes:
+def assemble(text: str) -> bytes:
+    """Intel-syntax x86-64 assembly to machine code, in one keystone call."""
     import keystone
 
     try:
