@@ -1,0 +1,693 @@
+"""The verifier's abstract domain for scalars (64-bit register values).
+
+A :class:`Scalar` over-approximates the set of values a register may hold by
+the intersection of
+
+* an unsigned range ``[umin, umax]`` and a signed range ``[smin, smax]``;
+* known bits (a "tnum"): bits set in ``tmask`` are unknown, the others equal
+  the bits of ``tval``;
+* a relation with the input buffer's length ``len`` (R2 at entry):
+  ``dlo <= len - value <= dhi`` (None: no bound beyond what the ranges and the
+  state's bounds on ``len`` imply). This is what proves ``mem[i]`` safe after
+  ``if i < len``, when ``len`` is only known at run time;
+* an identity: values with the same ``id`` are equal, and a value with
+  ``base = b`` equals the value whose ``id`` is ``b`` plus ``delta`` (exactly,
+  without wrap-around), so a comparison on one register refines its copies.
+
+Every operation is sound: the result contains every concrete result. When in
+doubt a bound is dropped, never guessed. Operations return ``None`` for an
+empty set (an infeasible branch). Ids are assigned by the caller.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from .interpreter import ALU_OPS, CONDITIONS, byte_swap, sign_extend
+
+M64 = (1 << 64) - 1
+M32 = (1 << 32) - 1
+S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
+LEN_MAX = 1 << 47  # an input buffer never exceeds the user address space
+
+
+def s64(value: int) -> int:
+    """The signed reading of an unsigned 64-bit value."""
+    return value - (1 << 64) if value >> 63 else value
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """An abstract 64-bit value; see the module docstring. ``lost`` is the slot
+    where a pointer became this scalar (for error messages)."""
+
+    umin: int = 0
+    umax: int = M64
+    smin: int = S64_MIN
+    smax: int = S64_MAX
+    tval: int = 0
+    tmask: int = M64
+    dlo: int | None = None
+    dhi: int | None = None
+    id: int | None = None
+    base: int | None = None
+    delta: int = 0
+    lost: int | None = None
+
+    @property
+    def const(self) -> int | None:
+        """The value, if it is known exactly."""
+        return self.umin if self.umin == self.umax else None
+
+    @property
+    def root(self) -> int | None:
+        """The id this value is expressed relative to (its base, or itself)."""
+        return self.base if self.base is not None else self.id
+
+    def __str__(self) -> str:
+        if self.umin == self.umax:
+            return f"{self.umin:#x}"
+        parts = [f"[{self.umin:#x}, {self.umax:#x}]"]
+        if self.dlo is not None or self.dhi is not None:
+            parts.append(f"len-v in [{self.dlo}, {self.dhi}]")
+        return " ".join(parts)
+
+
+def with_ids(s: Scalar, ident: int | None, base: int | None, delta: int = 0, lost: int | None = None) -> Scalar:
+    """``s`` with another identity (faster than dataclasses.replace)."""
+    return Scalar(s.umin, s.umax, s.smin, s.smax, s.tval, s.tmask, s.dlo, s.dhi, ident, base, delta, lost)
+
+
+def const(value: int) -> Scalar:
+    value &= M64
+    return Scalar(value, value, s64(value), s64(value), value, 0)
+
+
+def unknown(ident: int | None = None, lost: int | None = None) -> Scalar:
+    return Scalar(id=ident, lost=lost)
+
+
+def urange(lo: int, hi: int, ident: int | None = None) -> Scalar:
+    """The values ``lo..hi`` (unsigned)."""
+    result = make(lo, hi, ident=ident)
+    assert result is not None
+    return result
+
+
+def srange(lo: int, hi: int, ident: int | None = None) -> Scalar:
+    """The values ``lo..hi`` (signed)."""
+    result = make(smin=lo, smax=hi, ident=ident)
+    assert result is not None
+    return result
+
+
+ZERO = const(0)
+
+
+# --- known bits ------------------------------------------------------------------
+
+
+def tnum_range(lo: int, hi: int) -> tuple[int, int]:
+    """Known bits shared by every value of ``lo..hi``: their common high prefix."""
+    mask = (1 << (lo ^ hi).bit_length()) - 1
+    return lo & ~mask, mask
+
+
+def _tnum_add(a: Scalar, b: Scalar) -> tuple[int, int]:
+    sv = a.tval + b.tval
+    sigma = a.tmask + b.tmask + sv
+    mu = (sigma ^ sv) | a.tmask | b.tmask
+    return sv & ~mu & M64, mu & M64
+
+
+def _tnum_sub(a: Scalar, b: Scalar) -> tuple[int, int]:
+    dv = a.tval - b.tval
+    mu = ((dv + a.tmask) ^ (dv - b.tmask)) | a.tmask | b.tmask
+    return dv & ~mu & M64, mu & M64
+
+
+def _tnum_and(a: Scalar, b: Scalar) -> tuple[int, int]:
+    value = a.tval & b.tval
+    return value, (a.tval | a.tmask) & (b.tval | b.tmask) & ~value
+
+
+def _tnum_or(a: Scalar, b: Scalar) -> tuple[int, int]:
+    value = a.tval | b.tval
+    return value, (a.tmask | b.tmask) & ~value
+
+
+def _tnum_xor(a: Scalar, b: Scalar) -> tuple[int, int]:
+    mu = a.tmask | b.tmask
+    return (a.tval ^ b.tval) & ~mu, mu
+
+
+# --- construction ------------------------------------------------------------------
+
+
+def make(
+    umin: int = 0,
+    umax: int = M64,
+    smin: int = S64_MIN,
+    smax: int = S64_MAX,
+    tval: int = 0,
+    tmask: int = M64,
+    dlo: int | None = None,
+    dhi: int | None = None,
+    ident: int | None = None,
+    base: int | None = None,
+    delta: int = 0,
+) -> Scalar | None:
+    """A scalar with every bound tightened by the others; None if empty."""
+    umin, umax = max(umin, tval), min(umax, tval | tmask)
+    if smin >= 0:
+        umin, umax = max(umin, smin), min(umax, smax)
+    elif smax < 0:
+        umin, umax = max(umin, smin + (1 << 64)), min(umax, smax + (1 << 64))
+    if umin > umax:
+        return None
+    if umax <= S64_MAX or umin > S64_MAX:  # the range does not cross the sign boundary
+        smin, smax = max(smin, s64(umin)), min(smax, s64(umax))
+        if smin > smax:
+            return None
+    rval, rmask = tnum_range(umin, umax)
+    if (rval ^ tval) & ~(rmask | tmask):
+        return None
+    tval, tmask = tval | rval, tmask & rmask
+    umin, umax = max(umin, tval), min(umax, tval | tmask)
+    if umin > umax:
+        return None
+    if umin == umax:
+        return Scalar(umin, umin, s64(umin), s64(umin), umin, 0)
+    return Scalar(umin, umax, smin, smax, tval, tmask, dlo, dhi, ident, base, delta)
+
+
+def _bounds(t: tuple[int, int, int, int, int, int], **extra: object) -> Scalar:
+    """An ALU result; only an infeasible input state can make it empty."""
+    result = make(*t, **extra)  # type: ignore[arg-type]
+    return unknown(extra.get("ident")) if result is None else result  # type: ignore[arg-type]
+
+
+FULL = (0, M64, S64_MIN, S64_MAX)
+
+
+# --- the relation with len ------------------------------------------------------------
+
+
+def d_bounds(x: Scalar, len_lo: int, len_hi: int) -> tuple[int, int]:
+    """Bounds on ``len - x``: the explicit ones met with those the ranges imply."""
+    lo, hi = len_lo - x.umax, len_hi - x.umin
+    if x.dlo is not None and x.dlo > lo:
+        lo = x.dlo
+    if x.dhi is not None and x.dhi < hi:
+        hi = x.dhi
+    return lo, hi
+
+
+def _shift_d(x: Scalar, lo_delta: int, hi_delta: int) -> tuple[int | None, int | None]:
+    """``len - (x + c)`` for ``c`` in ``[lo_delta, hi_delta]`` (no wrap-around)."""
+    return (
+        None if x.dlo is None else x.dlo - hi_delta,
+        None if x.dhi is None else x.dhi - lo_delta,
+    )
+
+
+def _no_wrap_addend(x: Scalar, c: Scalar) -> tuple[int, int] | None:
+    """The range of ``c`` such that ``x + c`` never wraps around, if there is one
+    (as signed numbers when that is tight enough, else unsigned)."""
+    if x.umin + c.smin >= 0 and x.umax + c.smax <= M64:
+        return c.smin, c.smax
+    if x.umax + c.umax <= M64:
+        return c.umin, c.umax
+    return None
+
+
+# --- ALU -------------------------------------------------------------------------------
+
+
+def alu(op: str, bits: int, a: Scalar, b: Scalar, ident: int | None = None) -> Scalar:
+    """The abstract result of ``a <op> b`` (an ALU binary operation; not mov)."""
+    if a.umin == a.umax and b.umin == b.umax:
+        mask = M64 if bits == 64 else M32
+        return const(ALU_OPS[bits][op](a.umin & mask, b.umin & mask))
+    if bits == 32:
+        return _alu32(op, a, b, ident)
+    return _alu64(op, a, b, ident)
+
+
+# Operations whose result never exceeds the operand(s) listed: len - result >= len - operand.
+_SHRINKING = {"rsh": (0,), "div": (0,), "mod": (0,), "and": (0, 1)}
+
+
+def _alu64(op: str, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    result = _alu64_bounds(op, a, b, ident)
+    floors = [x.dlo for i, x in enumerate((a, b)) if i in _SHRINKING.get(op, ()) and x.dlo is not None]
+    if floors and result.umin != result.umax and (result.dlo is None or result.dlo < max(floors)):
+        r = result
+        return Scalar(r.umin, r.umax, r.smin, r.smax, r.tval, r.tmask, max(floors), r.dhi, r.id, r.base, r.delta)
+    return result
+
+
+def _alu64_bounds(op: str, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    if op == "add":
+        return _add(a, b, ident)
+    if op == "sub":
+        return _sub(a, b, ident)
+    if op == "mul":
+        if a.umax * b.umax <= M64:
+            return _bounds((a.umin * b.umin, a.umax * b.umax, S64_MIN, S64_MAX, 0, M64), ident=ident)
+        return unknown(ident)
+    if op == "div":
+        lo = a.umin // b.umax if b.umin else 0
+        return _bounds((lo, a.umax // max(b.umin, 1), *FULL[2:], 0, M64), ident=ident)
+    if op == "mod":
+        if b.umin and a.umax < b.umin:
+            return a  # the same value
+        hi = a.umax if not b.umin else min(a.umax, b.umax - 1)
+        return _bounds((0, hi, *FULL[2:], 0, M64), ident=ident)
+    if op in ("and", "or", "xor"):
+        tval, tmask = {"and": _tnum_and, "or": _tnum_or, "xor": _tnum_xor}[op](a, b)
+        umin, umax = 0, M64
+        if op == "and":
+            umax = min(a.umax, b.umax)
+        elif op == "or":
+            umin = max(a.umin, b.umin)
+        return _bounds((umin, umax, *FULL[2:], tval, tmask), ident=ident)
+    if op in ("lsh", "rsh", "arsh"):
+        return _shift(op, 63, a, b, ident)
+    return unknown(ident)  # sdiv, smod
+
+
+def _add(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    tval, tmask = _tnum_add(a, b)
+    lo, hi = a.umin + b.umin, a.umax + b.umax
+    if hi <= M64:
+        umin, umax = lo, hi
+    elif lo > M64:
+        umin, umax = lo - (1 << 64), hi - (1 << 64)
+    else:
+        umin, umax = 0, M64
+    smin, smax = a.smin + b.smin, a.smax + b.smax
+    if smin < S64_MIN or smax > S64_MAX:
+        smin, smax = S64_MIN, S64_MAX
+    dlo = dhi = base = None
+    delta = 0
+    for x, c in ((a, b), (b, a)):
+        if x.umin == x.umax:
+            continue
+        addend = _no_wrap_addend(x, c)
+        if addend is None:
+            continue
+        if (x.dlo is not None or x.dhi is not None) and c.dlo is None and c.dhi is None:
+            dlo, dhi = _shift_d(x, *addend)
+        if c.umin == c.umax and x.root is not None:
+            base, delta = x.root, x.delta + addend[0]
+        break
+    return _bounds((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi, ident=ident, base=base, delta=delta)
+
+
+def _sub(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    tval, tmask = _tnum_sub(a, b)
+    if a.umin >= b.umax:
+        umin, umax = a.umin - b.umax, a.umax - b.umin
+    elif a.umax < b.umin:
+        umin, umax = a.umin - b.umax + (1 << 64), a.umax - b.umin + (1 << 64)
+    else:
+        umin, umax = 0, M64
+    smin, smax = a.smin - b.smax, a.smax - b.smin
+    if smin < S64_MIN or smax > S64_MAX:
+        smin, smax = S64_MIN, S64_MAX
+    dlo = dhi = base = None
+    delta = 0
+    if a.umin != a.umax:
+        negated = None
+        if a.umin - b.smax >= 0 and a.umax - b.smin <= M64:
+            negated = (-b.smax, -b.smin)
+        elif a.umin >= b.umax:
+            negated = (-b.umax, -b.umin)
+        if negated is not None:
+            if b.dlo is None and b.dhi is None:
+                dlo, dhi = _shift_d(a, *negated)
+            if b.umin == b.umax and a.root is not None:
+                base, delta = a.root, a.delta + negated[0]
+    if None not in (a.dlo, a.dhi, b.dlo, b.dhi):
+        # a - b = (len - b) - (len - a), exactly, when that cannot wrap
+        lo, hi = b.dlo - a.dhi, b.dhi - a.dlo  # type: ignore[operator]
+        if lo >= 0 and hi <= M64:
+            umin, umax = max(umin, lo), min(umax, hi)
+    return _bounds((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi, ident=ident, base=base, delta=delta)
+
+
+def _shift(op: str, count_mask: int, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    """Shifts of a 64-bit value (32-bit ones pass ``count_mask`` 31 and operands < 2**32)."""
+    if b.umin == b.umax:
+        k = b.umin & count_mask
+        if op == "lsh":
+            if a.umax << k <= M64:
+                return _bounds(
+                    (a.umin << k, a.umax << k, *FULL[2:], (a.tval << k) & M64, (a.tmask << k) & M64), ident=ident
+                )
+            return _bounds((*FULL, (a.tval << k) & M64, (a.tmask << k) & M64), ident=ident)
+        if op == "rsh":
+            return _bounds((a.umin >> k, a.umax >> k, *FULL[2:], a.tval >> k, a.tmask >> k), ident=ident)
+        tval, tmask = (s64(a.tval) >> k) & M64, (s64(a.tmask) >> k) & M64
+        return _bounds((0, M64, a.smin >> k, a.smax >> k, tval, tmask), ident=ident)
+    if op == "rsh" or (op == "arsh" and a.smin >= 0):
+        if b.umax <= count_mask:
+            return urange(a.umin >> b.umax, a.umax >> b.umin, ident)
+        return urange(0, a.umax, ident)
+    return unknown(ident)
+
+
+def lo32(a: Scalar) -> Scalar:
+    """The low 32 bits of ``a`` (zero-extended)."""
+    if a.umax <= M32:
+        return a
+    return _bounds((0, M32, *FULL[2:], a.tval & M32, a.tmask & M32))
+
+
+def _alu32(op: str, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    a, b = lo32(a), lo32(b)
+    if op in ("add", "sub") and b.umin == b.umax:
+        # w += -1 and friends: exact when the signed constant keeps the value in 0..2**32-1
+        c = sign_extend(b.umin, 32, 64)
+        step = s64(c) if op == "add" else -s64(c)
+        if a.umin + step >= 0 and a.umax + step <= M32:
+            return _alu64("add", a, const(step), ident)
+    if op in ("lsh", "rsh"):
+        result = _shift(op, 31, a, b, ident)
+    elif op == "arsh":
+        result = _shift("rsh", 31, a, b, ident) if a.umax < 1 << 31 else urange(0, M32, ident)
+    elif op in ("sdiv", "smod"):
+        return urange(0, M32, ident)
+    else:
+        result = _alu64(op, a, b, ident)
+    if result.umax <= M32:
+        return result
+    return replace(lo32(result), id=ident) if ident is not None else lo32(result)
+
+
+def unary(op: str, bits: int, ext: int, a: Scalar, ident: int | None = None) -> Scalar:
+    """neg, le, be, bswap and movsx (``ext`` is the width of swaps and of the sign extension)."""
+    if op == "neg":
+        return alu("sub", bits, ZERO, a, ident)
+    if op == "movsx":
+        if a.umax < 1 << (ext - 1):
+            return a  # the value is unchanged
+        if a.umin == a.umax:
+            return const(sign_extend(a.umin, ext, bits))
+        return srange(-(1 << (ext - 1)), (1 << (ext - 1)) - 1, ident) if bits == 64 else urange(0, M32, ident)
+    mask = (1 << ext) - 1
+    if op == "le" and a.umax <= mask:
+        return a
+    if a.umin == a.umax:
+        return const(a.umin & mask if op == "le" else byte_swap(a.umin, ext))
+    if op == "le":
+        return _bounds((0, mask, *FULL[2:], a.tval & mask, a.tmask & mask), ident=ident)
+    return urange(0, mask, ident)
+
+
+def load(size: int, signed: bool, ident: int | None = None) -> Scalar:
+    """A value read from memory: ``size`` bytes, zero- or sign-extended."""
+    bits = size * 8
+    if size == 8:
+        return unknown(ident)
+    if signed:
+        return srange(-(1 << (bits - 1)), (1 << (bits - 1)) - 1, ident)
+    return urange(0, (1 << bits) - 1, ident)
+
+
+# --- join and widening ----------------------------------------------------------------
+
+
+def join(a: Scalar, b: Scalar, len_a: tuple[int, int], len_b: tuple[int, int], len_j: tuple[int, int]) -> Scalar:
+    """The least scalar (in this domain) containing both; ids are left to the caller."""
+    mu = a.tmask | b.tmask | (a.tval ^ b.tval)
+    alo, ahi = d_bounds(a, *len_a)
+    blo, bhi = d_bounds(b, *len_b)
+    dlo, dhi = min(alo, blo), max(ahi, bhi)
+    umin, umax = min(a.umin, b.umin), max(a.umax, b.umax)
+    smin, smax = min(a.smin, b.smin), max(a.smax, b.smax)
+    result = _bounds((umin, umax, smin, smax, a.tval & ~mu, mu))
+    return with_d(result, dlo, dhi, *len_j)
+
+
+def with_d(x: Scalar, dlo: int | None, dhi: int | None, len_lo: int, len_hi: int) -> Scalar:
+    """``x`` with the explicit bounds on ``len - x`` that are tighter than implied."""
+    if x.umin == x.umax and len_lo == len_hi:
+        dlo = dhi = None
+    if dlo is not None and dlo <= len_lo - x.umax:
+        dlo = None
+    if dhi is not None and dhi >= len_hi - x.umin:
+        dhi = None
+    if dlo == x.dlo and dhi == x.dhi:
+        return x
+    return replace(x, dlo=dlo, dhi=dhi)
+
+
+def _below(value: int, floor: int, thresholds: Sequence[int]) -> int:
+    index = bisect.bisect_right(thresholds, value) - 1
+    return max(thresholds[index], floor) if index >= 0 else floor
+
+
+def _above(value: int, ceiling: int, thresholds: Sequence[int]) -> int:
+    index = bisect.bisect_left(thresholds, value)
+    return min(thresholds[index], ceiling) if index < len(thresholds) else ceiling
+
+
+def widen(old: Scalar, new: Scalar, thresholds: Sequence[int]) -> Scalar:
+    """``new`` (a join containing ``old``) with every bound that grew pushed out
+    to the next threshold (jump constants of the program), so loops converge."""
+    umin = old.umin if new.umin >= old.umin else _below(new.umin, 0, thresholds)
+    umax = old.umax if new.umax <= old.umax else _above(new.umax, M64, thresholds)
+    smin = old.smin if new.smin >= old.smin else _below(new.smin, S64_MIN, thresholds)
+    smax = old.smax if new.smax <= old.smax else _above(new.smax, S64_MAX, thresholds)
+    # a bound on len - v that keeps loosening is dropped
+    dlo = None if new.dlo is None or (old.dlo is not None and new.dlo < old.dlo) else new.dlo
+    dhi = None if new.dhi is None or (old.dhi is not None and new.dhi > old.dhi) else new.dhi
+    tval, tmask = new.tval, new.tmask
+    if (umin, umax, smin, smax) != (new.umin, new.umax, new.smin, new.smax):
+        # known high bits would undo the widening: keep only the low ones (alignment)
+        low = (tmask & -tmask) - 1 if tmask else M64
+        tval, tmask = tval & low, M64 & ~low
+    return _bounds((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi)
+
+
+def same_bounds(a: Scalar, b: Scalar) -> bool:
+    """Whether ``a`` and ``b`` describe the same set (ignoring identities)."""
+    return (a.umin, a.umax, a.smin, a.smax, a.tval, a.tmask, a.dlo, a.dhi) == (
+        b.umin,
+        b.umax,
+        b.smin,
+        b.smax,
+        b.tval,
+        b.tmask,
+        b.dlo,
+        b.dhi,
+    )
+
+
+def widen_len(old: tuple[int, int], new: tuple[int, int], thresholds: Sequence[int]) -> tuple[int, int]:
+    lo = old[0] if new[0] >= old[0] else _below(new[0], 0, thresholds)
+    hi = old[1] if new[1] <= old[1] else _above(new[1], LEN_MAX, thresholds)
+    return lo, hi
+
+
+# --- comparisons ------------------------------------------------------------------------
+
+# A conditional jump's relation when taken and when not, as (relation, swapped):
+# "gt" is "lt" with the operands swapped, and so on.
+BRANCH_RELATIONS: dict[str, tuple[tuple[str, bool], tuple[str, bool]]] = {
+    "jeq": (("eq", False), ("ne", False)),
+    "jne": (("ne", False), ("eq", False)),
+    "jlt": (("lt", False), ("le", True)),
+    "jle": (("le", False), ("lt", True)),
+    "jgt": (("lt", True), ("le", False)),
+    "jge": (("le", True), ("lt", False)),
+    "jslt": (("slt", False), ("sle", True)),
+    "jsle": (("sle", False), ("slt", True)),
+    "jsgt": (("slt", True), ("sle", False)),
+    "jsge": (("sle", True), ("slt", False)),
+    "jset": (("set", False), ("nset", False)),
+}
+
+Refined = tuple[Scalar, Scalar, int, int]
+
+
+def decide(op: str, bits: int, a: Scalar, b: Scalar) -> bool | None:
+    """The outcome of a comparison of two constants, else None."""
+    if a.umin == a.umax and b.umin == b.umax:
+        mask = M64 if bits == 64 else M32
+        return CONDITIONS[bits][op](a.umin & mask, b.umin & mask)
+    return None
+
+
+def refine(relation: str, bits: int, a: Scalar, b: Scalar, len_lo: int, len_hi: int) -> Refined | None:
+    """``a`` and ``b`` (and the bounds on len) narrowed by ``a <relation> b``
+    holding; None if it cannot hold."""
+    if bits == 32:
+        signed = relation in ("slt", "sle")
+        limit = (1 << 31) - 1 if signed else M32
+        if a.umax > limit or b.umax > limit:
+            # only the low halves are compared: check feasibility, refine nothing
+            pa, pb = _sext32(lo32(a)) if signed else lo32(a), _sext32(lo32(b)) if signed else lo32(b)
+            return None if _refine64(relation, pa, pb, 0, LEN_MAX) is None else (a, b, len_lo, len_hi)
+    refined = _refine64(relation, a, b, len_lo, len_hi)
+    if refined is None:
+        return None
+    a, b, len_lo, len_hi = refined
+    for x in (a, b):  # len = x + (len - x)
+        if x.dlo is not None:
+            len_lo = max(len_lo, x.umin + x.dlo)
+        if x.dhi is not None:
+            len_hi = min(len_hi, x.umax + x.dhi)
+    return None if len_lo > len_hi else (a, b, len_lo, len_hi)
+
+
+def _sext32(a: Scalar) -> Scalar:
+    if a.umax < 1 << 31:
+        return a
+    if a.umin == a.umax:
+        return const(sign_extend(a.umin, 32))
+    return srange(-(1 << 31), (1 << 31) - 1)
+
+
+def _refine64(relation: str, a: Scalar, b: Scalar, len_lo: int, len_hi: int) -> Refined | None:
+    if relation in ("slt", "sle"):
+        if a.smin >= 0 and b.smin >= 0:
+            relation = relation[1:]
+        else:
+            k = relation == "slt"
+            na = make(a.umin, a.umax, a.smin, min(a.smax, b.smax - k), a.tval, a.tmask)
+            nb = make(b.umin, b.umax, max(b.smin, a.smin + k), b.smax, b.tval, b.tmask)
+            if na is None or nb is None:
+                return None
+            return _keep(a, na), _keep(b, nb), len_lo, len_hi
+    if relation in ("lt", "le"):
+        k = relation == "lt"
+        alo, ahi = d_bounds(a, len_lo, len_hi)
+        blo, bhi = d_bounds(b, len_lo, len_hi)
+        return _meet_pair(a, b, (a.umin, min(a.umax, b.umax - k)), (max(b.umin, a.umin + k), b.umax),
+                          (max(alo, blo + k), ahi), (blo, min(bhi, ahi - k)), (a.tval, a.tmask), (b.tval, b.tmask),
+                          len_lo, len_hi)  # fmt: skip
+    if relation == "eq":
+        if (a.tval ^ b.tval) & ~(a.tmask | b.tmask):
+            return None
+        tnum = (a.tval | b.tval, a.tmask & b.tmask)
+        umin, umax = max(a.umin, b.umin), min(a.umax, b.umax)
+        smin, smax = max(a.smin, b.smin), min(a.smax, b.smax)
+        alo, ahi = d_bounds(a, len_lo, len_hi)
+        blo, bhi = d_bounds(b, len_lo, len_hi)
+        d = (max(alo, blo), min(ahi, bhi))
+        na = make(umin, umax, smin, smax, *tnum)
+        if na is None:
+            return None
+        return _meet_pair(a, b, (na.umin, na.umax), (na.umin, na.umax), d, d, tnum, tnum, len_lo, len_hi)
+    if relation == "ne":
+        return _refine_ne(a, b, len_lo, len_hi)
+    return _refine_set(relation == "set", a, b, len_lo, len_hi)
+
+
+def _keep(old: Scalar, new: Scalar) -> Scalar:
+    """``new`` (narrowed bounds) with ``old``'s identity and relations."""
+    if new.umin == new.umax:
+        return new
+    if (new.umin, new.umax, new.smin, new.smax, new.tval, new.tmask) == (
+        old.umin,
+        old.umax,
+        old.smin,
+        old.smax,
+        old.tval,
+        old.tmask,
+    ):
+        return old
+    return replace(new, dlo=old.dlo, dhi=old.dhi, id=old.id, base=old.base, delta=old.delta, lost=old.lost)
+
+
+def _meet_pair(
+    a: Scalar,
+    b: Scalar,
+    arange: tuple[int, int],
+    brange: tuple[int, int],
+    ad: tuple[int, int],
+    bd: tuple[int, int],
+    atnum: tuple[int, int],
+    btnum: tuple[int, int],
+    len_lo: int,
+    len_hi: int,
+) -> Refined | None:
+    """Apply narrowed ranges and bounds on ``len - x`` to both operands, and
+    the bounds they imply on len itself."""
+    for (lo, hi), (dlo, dhi) in ((arange, ad), (brange, bd)):
+        if lo > hi or dlo > dhi:
+            return None
+        len_lo, len_hi = max(len_lo, lo + dlo), min(len_hi, hi + dhi)
+    if len_lo > len_hi:
+        return None
+    na = meet(a, arange[0], arange[1], ad[0], ad[1], len_lo, len_hi, atnum)
+    nb = meet(b, brange[0], brange[1], bd[0], bd[1], len_lo, len_hi, btnum)
+    if na is None or nb is None:
+        return None
+    return na, nb, len_lo, len_hi
+
+
+def meet(
+    x: Scalar,
+    lo: int,
+    hi: int,
+    dlo: int,
+    dhi: int,
+    len_lo: int,
+    len_hi: int,
+    tnum: tuple[int, int] | None = None,
+) -> Scalar | None:
+    """``x`` narrowed to ``lo..hi`` (unsigned) and ``dlo <= len - x <= dhi``."""
+    lo, hi = max(lo, x.umin, len_lo - dhi), min(hi, x.umax, len_hi - dlo)
+    tval, tmask = tnum if tnum is not None else (x.tval, x.tmask)
+    narrowed = make(lo, hi, x.smin, x.smax, tval, tmask)
+    if narrowed is None:
+        return None
+    if narrowed.umin == narrowed.umax:
+        return narrowed
+    result = replace(narrowed, id=x.id, base=x.base, delta=x.delta, lost=x.lost)
+    xlo, xhi = d_bounds(x, len_lo, len_hi)
+    return with_d(result, max(dlo, xlo), min(dhi, xhi), len_lo, len_hi)
+
+
+def _refine_ne(a: Scalar, b: Scalar, len_lo: int, len_hi: int) -> Refined | None:
+    def exclude(x: Scalar, c: int) -> Scalar | None:
+        if x.umin == x.umax:
+            return None if x.umin == c else x
+        lo, hi = x.umin + (x.umin == c), x.umax - (x.umax == c)
+        if (lo, hi) == (x.umin, x.umax):
+            return x
+        return meet(x, lo, hi, *d_bounds(x, len_lo, len_hi), len_lo, len_hi)
+
+    if b.umin == b.umax:
+        na = exclude(a, b.umin)
+        return None if na is None else (na, b, len_lo, len_hi)
+    if a.umin == a.umax:
+        nb = exclude(b, a.umin)
+        return None if nb is None else (a, nb, len_lo, len_hi)
+    return a, b, len_lo, len_hi
+
+
+def _refine_set(taken: bool, a: Scalar, b: Scalar, len_lo: int, len_hi: int) -> Refined | None:
+    could_be_set = (a.tval | a.tmask) & (b.tval | b.tmask)
+    must_be_set = a.tval & b.tval
+    if taken:
+        return None if not could_be_set else (a, b, len_lo, len_hi)
+    if must_be_set:
+        return None
+    if b.umin == b.umax and a.tmask & b.umin:
+        na = make(a.umin, a.umax, a.smin, a.smax, a.tval, a.tmask & ~b.umin)
+        return None if na is None else (_keep(a, na), b, len_lo, len_hi)
+    return a, b, len_lo, len_hi
+
+
+def shifted(x: Scalar, delta: int) -> tuple[int, int] | None:
+    """The unsigned range of ``x + delta`` if it cannot wrap around, to carry a
+    narrowing of ``x`` over to a value known to equal ``x + delta``."""
+    lo, hi = x.umin + delta, x.umax + delta
+    return None if lo < 0 or hi > M64 else (lo, hi)
