@@ -48,7 +48,7 @@ from unicorn import (
 from unicorn import arm64_const as a64
 from unicorn import x86_const as x86
 
-from jit.errors import ExecutionError, HelperError
+from jit.errors import ExecutionError, HelperError, StepLimitError
 from jit.helpers import Helper
 from jit.isa import STACK_SIZE, Form
 from jit.runtime import CompiledProgram, Mem, Region, RegionAccessor, execution_error, writable_buffer
@@ -174,14 +174,15 @@ class EmulatedProgram(CompiledProgram):
             raise ValueError(f"no emulator for architecture {native.arch!r}")
         self.machine = _MACHINES[native.arch]
         self.max_steps = max_steps
-        self.max_instructions = max_instructions or 0
-        self.timeout = timeout or 0.0
+        self.max_instructions = max_instructions
+        self.timeout = timeout
         self._mem_size = 0  # bytes mapped below MEM_TOP
         self._mem_open = 0  # of which accessible (the pages of the current buffer)
         self._accessor: RegionAccessor | None = None
         self._helper_exception: BaseException | None = None
         self._helper_name = ""
         self._fault: tuple[str, int, int] | None = None
+        self._counted = False  # whether the cached translations count instructions
         self._uc: Uc | None = self._setup()
 
     # --- set-up, once per program -------------------------------------------------------
@@ -275,9 +276,16 @@ class EmulatedProgram(CompiledProgram):
         uc.reg_write_batch(values)
 
     def _emulate(self, uc: Uc) -> None:
-        timeout_us = int(self.timeout * 1_000_000)
+        timeout_us = int((self.timeout or 0) * 1_000_000)
+        counted = bool(self.max_instructions)
+        if counted != self._counted:
+            # unicorn counts through instrumentation compiled into the translated
+            # blocks: blocks cached under the other setting must go (else a count
+            # is never reached and the run hangs).
+            uc.ctl_flush_tb()
+            self._counted = counted
         try:
-            uc.emu_start(CODE_BASE + self.native.entry, HALT, timeout=timeout_us, count=self.max_instructions)
+            uc.emu_start(CODE_BASE + self.native.entry, HALT, timeout=timeout_us, count=self.max_instructions or 0)
         except UcError as exc:
             raise self._fault_error(uc, exc) from None
         pc = uc.reg_read(self.machine.pc)
@@ -287,9 +295,9 @@ class EmulatedProgram(CompiledProgram):
                 budget.append(f"{self.max_instructions} emulated instructions")
             if self.timeout:
                 budget.append(f"{self.timeout:g} s")
-            raise execution_error(
-                ErrorCode.STEPS, self._slot(pc), self.prog, f"emulation budget ({' or '.join(budget)}) exhausted"
-            )
+            slot = self._slot(pc)
+            message = f"{self._where(slot)}: stopped, the emulation budget ({' or '.join(budget)}) ran out"
+            raise StepLimitError(message, pc=slot)
 
     def _result(self, uc: Uc) -> int:
         error, error_pc = struct.unpack("<2Q", uc.mem_read(CTX_BASE, 16))
@@ -318,8 +326,10 @@ class EmulatedProgram(CompiledProgram):
         if exc.errno == UC_ERR_EXCEPTION and slot is not None and self.prog.at(slot).spec.form is Form.ATOMIC:
             detail = f"the CPU rejected the atomic access, which must be naturally aligned ({exc})"
             return execution_error(ErrorCode.MEMORY, slot, self.prog, detail)
-        where = self.prog.describe(slot) if slot is not None else "outside the program's code"
-        return ExecutionError(f"{where}: the emulated CPU stopped: {exc}", pc=slot)
+        return ExecutionError(f"{self._where(slot)}: the emulated CPU stopped: {exc}", pc=slot)
+
+    def _where(self, slot: int | None) -> str:
+        return self.prog.describe(slot) if slot is not None else "outside the program's code"
 
     # --- hooks --------------------------------------------------------------------------------
     def _on_fault(self, uc: Uc, access: int, address: int, size: int, value: int, user_data: object) -> bool:
