@@ -28,6 +28,7 @@ Choices the RFC leaves open, decided here (the JIT engines follow them):
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import operator
@@ -159,6 +160,9 @@ class RunResult:
     steps: int
 
 
+Trace = list[tuple[int, tuple[int, ...]]]  # (slot, R0..R10 before executing it) per step
+
+
 class _Halt(Exception):
     """The top-level exit (or an out-of-bounds LD_ABS) ended the run."""
 
@@ -179,7 +183,7 @@ class _Machine:
         with _gc_paused():  # decoding allocates many closures: collections would cost 5x the time
             self.handlers = _Decoder(self).handlers()
 
-    def run(self, mem: Mem, helpers: Mapping[int, Helper], max_steps: int | None) -> RunResult:
+    def run(self, mem: Mem, helpers: Mapping[int, Helper], max_steps: int | None, trace: Trace | None) -> RunResult:
         regs, memory = self.regs, self.memory
         memory.reset(mem)
         self.frames.clear()
@@ -187,7 +191,7 @@ class _Machine:
         regs[:] = [0] * len(regs)
         regs[1], regs[2], regs[10] = memory.input_address, memory.input_length, memory.set_frames(1)
         try:
-            steps = self._loop(max_steps)
+            steps = self._loop(max_steps) if trace is None else self._traced_loop(max_steps, trace)
             return RunResult(regs[0], tuple(regs), steps)
         finally:
             memory.release()
@@ -209,6 +213,22 @@ class _Machine:
         raise StepLimitError(
             f"{self.prog.describe(pc)}: step limit of {max_steps} executed instructions reached", pc=pc
         )
+
+    def _traced_loop(self, max_steps: int | None, trace: Trace) -> int:
+        """:meth:`_loop` that also records ``(slot, registers before it)`` per step."""
+        handlers, regs = self.handlers, self.regs
+        step = 0
+
+        def traced(pc: int) -> int:
+            trace.append((pc, tuple(regs)))
+            return handlers[pc]()
+
+        original, self.handlers = handlers, [functools.partial(traced, pc) for pc in range(len(handlers))]
+        try:
+            step = self._loop(max_steps)
+        finally:
+            self.handlers = original
+        return step
 
 
 # --- decoding into handlers -------------------------------------------------------
@@ -536,21 +556,23 @@ def run(
     mem: Mem = None,
     helpers: Mapping[int, object] | None = None,
     max_steps: int | None = None,
+    trace: Trace | None = None,
 ) -> RunResult:
     """Run ``prog`` on ``mem``; returns R0, the final registers and the executed instruction count.
 
     Raises a :class:`jit.ExecutionError` subclass naming the instruction on a
     bad memory access, an unknown or failing helper, nesting local calls deeper
     than 8 frames, running past ``max_steps`` instructions or past the end.
+    With ``trace`` (a list), every step appends ``(slot, registers before it)``.
     """
     program = load_program(prog)
     chain, table = _helper_table(program, helpers)
     if not program.maps:  # no prog array, so no tail calls
-        return _run_once(program, mem, table, max_steps)
+        return _run_once(program, mem, table, max_steps, trace)
     result: list[RunResult] = []
 
     def run_one(current: Program, buffer: bytearray | memoryview, _chain: TailCallChain) -> int:
-        result.append(_run_once(current, buffer, table, max_steps))
+        result.append(_run_once(current, buffer, table, max_steps, trace))
         return result[-1].r0
 
     run_with_tail_calls(run_one, program, mem, chain)
@@ -569,14 +591,16 @@ def _helper_table(program: Program, helpers: Mapping[int, object] | None) -> tup
     return entry
 
 
-def _run_once(program: Program, mem: Mem, table: Mapping[int, Helper], max_steps: int | None) -> RunResult:
+def _run_once(
+    program: Program, mem: Mem, table: Mapping[int, Helper], max_steps: int | None, trace: Trace | None = None
+) -> RunResult:
     pool = _machines(program)
     try:
         machine = pool.pop()
     except IndexError:
         machine = _Machine(program)
     try:
-        return machine.run(mem, table, max_steps)
+        return machine.run(mem, table, max_steps, trace)
     finally:
         if len(pool) < _POOL_SIZE:
             pool.append(machine)
