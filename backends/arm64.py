@@ -8,9 +8,11 @@ Register map (DESIGN.md section 4, the Linux kernel's)::
 
 The generated code follows the native ABI of :mod:`backends.base`:
 ``entry(mem, len, ctx)`` saves the host's callee-saved registers, keeps
-``sp`` 16-byte aligned and *calls* the main program ``ctx->repeat`` times.
-Every BPF ``exit`` is a ``ret``; a local call saves the caller's R6-R9, R10
-and x30 on the host stack and gets a fresh 512-byte frame.
+``sp`` 16-byte aligned and *calls* the main program ``ctx->repeat`` times,
+each run with a zeroed BPF stack, R0 and R3-R9 zero and the step budget
+re-armed. Every BPF ``exit`` is a ``ret``; a local call saves the caller's
+R6-R9, R10 and x30 on the host stack and gets a fresh 512-byte frame. A
+helper call keeps R1-R5 (the interpreter's choice) and copies x0 to R0.
 
 Keystone silently mis-assembles out-of-range branches, so the emitter lays
 the code out itself (every ARM64 instruction is 4 bytes) and checks every
@@ -189,6 +191,7 @@ class _Emitter:
         self.branches: list[Branch] = []
         self.stubs: dict[tuple[ErrorCode, int], str] = {}
         self.temps = 0
+        self.labels: dict[str, int] = {}  # native offset of every label, once resolved
 
     # --- primitives ------------------------------------------------------------------
     def emit(self, *lines: str) -> None:
@@ -223,18 +226,12 @@ class _Emitter:
             self.emit(f"orr {name}, {'x' if bits == 64 else 'w'}zr, #0x{value:x}")
             return
         halves = [(value >> shift) & 0xFFFF for shift in range(0, bits, 16)]
-        inverted = halves.count(0xFFFF) > halves.count(0)
+        inverted = halves.count(0xFFFF) > halves.count(0)  # movn starts from all ones
         fill = 0xFFFF if inverted else 0
-        first = True
-        for index, half in enumerate(halves):
-            if half == fill and not (first and index == len(halves) - 1):
-                continue
-            if first:
-                op, operand = ("movn", ~half & 0xFFFF) if inverted else ("movz", half)
-                first = False
-            else:
-                op, operand = "movk", half
-            self.emit(f"{op} {name}, #0x{operand:x}, lsl #{16 * index}")
+        first, *rest = [index for index, half in enumerate(halves) if half != fill] or [0]
+        operand = ~halves[first] & 0xFFFF if inverted else halves[first]
+        self.emit(f"{'movn' if inverted else 'movz'} {name}, #0x{operand:x}, lsl #{16 * first}")
+        self.emit(*(f"movk {name}, #0x{halves[index]:x}, lsl #{16 * index}" for index in rest))
 
     def add_imm(self, dst: str, src: str, value: int, bits: int, scratch: int) -> None:
         """dst = src + value (value taken modulo 2**bits) with add/sub or a scratch."""
@@ -652,7 +649,7 @@ class Arm64Backend(Backend):
     arch = "arm64"
 
     def __init__(self) -> None:
-        self._ks = None
+        self._ks = None  # keystone instance, made on first use
 
     def _emitter(self, prog: Program, options: CodegenOptions) -> _Emitter:
         if options.bounds_check is not False:
