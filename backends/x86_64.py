@@ -206,7 +206,8 @@ class _Emitter:
         if self.options.max_steps is not None:
             self.emit(f"movabs {SCRATCH[0].q}, {self.options.max_steps}", f"mov {_ctx(Ctx.STEPS)}, {SCRATCH[0].q}")
         self.emit(f"call {_label(0)}")
-        self.emit(f"{after}:", f"sub {_ctx(Ctx.REPEAT)}, 1", f"jnz {repeat}")
+        # jg, not jnz: a repeat count of 0 (or garbage) still means one run, never 2**64
+        self.emit(f"{after}:", f"sub {_ctx(Ctx.REPEAT)}, 1", f"jg {repeat}")
         self.emit(f"{STUB_LABELS['epilogue']}:", "add rsp, 24")
         self.emit(*(f"pop {reg.q}" for reg in reversed(HOST_SAVED)), "ret")
 

@@ -37,6 +37,13 @@ _u64 = ctypes.c_uint64
 _ENTRY = ctypes.CFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
 _HELPER = ctypes.CFUNCTYPE(_u64, _u64, _u64, _u64, _u64, _u64, _u64, ctypes.c_void_p)
 _CONTEXT_WORDS = CONTEXT_SIZE // 8
+# Word indexes of the context fields (plain ints: run_many is on the hot path).
+_ERROR, _ERROR_PC, _REPEAT, _MEM_START, _MEM_END, _HANDLE = (
+    int(f) // 8 for f in (Ctx.ERROR, Ctx.ERROR_PC, Ctx.REPEAT, Ctx.MEM_START, Ctx.MEM_END, Ctx.HANDLE)
+)
+_STACK_START, _STACK_END, _STACK_LIMIT, _HELPERS = (
+    int(f) // 8 for f in (Ctx.STACK_START, Ctx.STACK_END, Ctx.STACK_LIMIT, Ctx.HELPERS)
+)
 
 
 @functools.cache
@@ -109,7 +116,7 @@ class _Run:
             return helper.call(args, self.accessor)
         except BaseException as exc:  # reported to the caller of run_many, never lost in ctypes
             self.exception = exc
-            self.context[Ctx.ERROR // 8] = ErrorCode.HELPER
+            self.context[_ERROR] = ErrorCode.HELPER
             return 0
 
 
@@ -148,14 +155,15 @@ class NativeProgram(CompiledProgram):
         super().__init__(native, helpers)
         self._keepalive = dict(keepalive or {})  # ctypes function objects behind native helpers
         self._context = (_u64 * _CONTEXT_WORDS)()
+        self._context_address = ctypes.addressof(self._context)
         self._stack = (_u64 * (STACK_BYTES // 8))()
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._python_helpers = self._fill_helper_table()
         stack = ctypes.addressof(self._stack)
-        self._context[Ctx.STACK_START // 8] = stack
-        self._context[Ctx.STACK_END // 8] = stack + STACK_BYTES
-        self._context[Ctx.STACK_LIMIT // 8] = stack + STACK_SIZE  # lowest R10 of the deepest frame
+        self._context[_STACK_START] = stack
+        self._context[_STACK_END] = stack + STACK_BYTES
+        self._context[_STACK_LIMIT] = stack + STACK_SIZE  # lowest R10 of the deepest frame
         self._addr, size = map_code(native.code)
         self._entry = _ENTRY(self._addr + native.entry)
         self._finalizer = weakref.finalize(self, _unmap, self._addr, size)
@@ -169,7 +177,7 @@ class NativeProgram(CompiledProgram):
         for helper_id, helper in self.helpers.items():
             if helper_id < HELPER_SLOTS:
                 address = helper.address if helper.is_native else dispatcher
-                self._context[Ctx.HELPERS // 8 + helper_id] = address or 0
+                self._context[_HELPERS + helper_id] = address or 0
         return bool(python)
 
     @property
@@ -185,42 +193,51 @@ class NativeProgram(CompiledProgram):
         self._finalizer()
 
     def run_many(self, mem: Mem, n: int) -> int:
-        if not self._finalizer.alive:
+        if self.closed:
             raise BpfError(f"program {self.prog.name!r} has been closed; compile it again to run it")
-        if not isinstance(n, int) or n < 1:
+        if type(n) is not int or n < 1:
             raise ValueError(f"run_many needs a repeat count n >= 1, got {n!r}")
-        buf, _ = writable_buffer(mem)
-        size = len(buf)
-        view = (ctypes.c_char * size).from_buffer(buf) if size else None
-        address = ctypes.addressof(view) if size else 0
+        me = threading.get_ident()
+        if self._owner == me:
+            raise ExecutionError(f"program {self.prog.name!r} called itself again while running (from a helper)")
+        view = None
+        if mem is None:
+            address = size = 0
+        else:
+            buf, _ = writable_buffer(mem)
+            size = len(buf)
+            view = (ctypes.c_char * size).from_buffer(buf) if size else None  # no copy: the caller's memory
+            address = ctypes.addressof(view) if size else 0
+        with self._lock:  # one context per program: one run at a time
+            self._owner = me
+            try:
+                return self._run_locked(address, size, n)
+            finally:
+                self._owner = None
+                del view
+
+    def _run_locked(self, address: int, size: int, n: int) -> int:
         ctx = self._context
-        ctx[Ctx.ERROR // 8] = ErrorCode.NONE
-        ctx[Ctx.REPEAT // 8] = n
-        ctx[Ctx.MEM_START // 8] = address
-        ctx[Ctx.MEM_END // 8] = address + size
+        ctx[_ERROR] = 0
+        ctx[_REPEAT] = n
+        ctx[_MEM_START] = address
+        ctx[_MEM_END] = address + size
         run = None
         if self._python_helpers:
             stack = ctypes.addressof(self._stack)
-            regions = [Region("mem", address, address + size), Region("stack", stack, stack + STACK_BYTES)]
-            run = _Run(self, regions)
-            ctx[Ctx.HANDLE // 8] = id(run)
-        if self._owner == threading.get_ident():
-            raise ExecutionError(f"program {self.prog.name!r} called itself again while running (from a helper)")
-        with self._lock:
-            self._owner = threading.get_ident()
-            try:
-                r0 = self._entry(address, size, ctypes.addressof(ctx))
-            finally:
-                self._owner = None
-                ctx[Ctx.HANDLE // 8] = 0
-        del view
-        if ctx[Ctx.ERROR // 8]:
+            run = _Run(self, [Region("mem", address, address + size), Region("stack", stack, stack + STACK_BYTES)])
+            ctx[_HANDLE] = id(run)  # the dispatcher finds ``run`` through it; run stays alive until we return
+        try:
+            r0 = self._entry(address, size, self._context_address)
+        finally:
+            ctx[_HANDLE] = 0
+        if ctx[_ERROR]:
             self._raise(run)
         return r0
 
     def _raise(self, run: _Run | None) -> None:
         ctx = self._context
-        code, pc = ctx[Ctx.ERROR // 8], ctx[Ctx.ERROR_PC // 8]
+        code, pc = ctx[_ERROR], ctx[_ERROR_PC]
         cause = run.exception if run is not None else None
         if code == ErrorCode.HELPER and cause is None and pc in self.prog.index_of:
             detail = "no helper is registered under the id it called"

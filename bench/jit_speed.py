@@ -1,0 +1,140 @@
+"""JIT speed: compile throughput, the cost of one call, native vs interpreter.
+
+    python bench/jit_speed.py [--quick] [--arch x86_64]
+
+1. Compile throughput in BPF instructions (slots) per second for programs of
+   100, 10,000 and 1,000,000 slots (a mix of ALU, jumps, loads and stores),
+   measured as the whole ``jit.compile`` (codegen + one keystone call + mapping).
+2. The cost of one call of a trivial compiled program from Python (``fn()``,
+   median over batches), and of one iteration of ``fn.run_many``.
+3. The speedup of native code over the interpreter on a loop-heavy program
+   (medians of whole runs; the native side uses ``run_many``).
+
+A script, not a test: the figures depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import jit
+from jit.isa import lookup
+from jit.program import Instruction, Program
+
+LOOP = """
+    mov %r0, 0
+    mov %r1, {iterations}
+loop:
+    add %r0, %r1
+    xor %r0, 0x55
+    sub %r1, 1
+    jne %r1, 0, loop
+    exit
+"""
+
+
+def median_time(action: Callable[[], object], runs: int) -> float:
+    """Median wall time of ``runs`` calls of ``action``, in seconds."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def mixed_program(slots: int, seed: int = 1) -> Program:
+    """``slots`` instructions: ALU (reg and imm), forward jumps, stack loads and stores, exit."""
+    rng = random.Random(seed)
+    alu = [0x07, 0x0F, 0x17, 0x1F, 0x27, 0x2F, 0x47, 0x57, 0xA7, 0xAF, 0xB7, 0xBF, 0x04, 0x0C, 0xC7, 0x3F]
+    out = []
+    for pc in range(slots - 1):
+        kind = rng.random()
+        dst, src = rng.randrange(10), rng.randrange(10)
+        if kind < 0.7:
+            opcode = rng.choice(alu)
+            fields = (dst, src if opcode & 0x08 else 0, 0, rng.randrange(-1000, 1000) if not opcode & 0x08 else 0)
+        elif kind < 0.85:
+            fields = (dst, src, min(rng.randrange(1, 20), slots - 2 - pc), 0)
+            opcode = 0x5D  # jne dst, src
+        elif kind < 0.93:
+            opcode, fields = 0x7B, (10, src, -8 * rng.randrange(1, 64), 0)  # stxdw [r10-off], src
+        else:
+            opcode, fields = 0x79, (dst, 10, -8 * rng.randrange(1, 64), 0)  # ldxdw dst, [r10-off]
+        spec = lookup(opcode, *fields)
+        out.append(Instruction(spec, *fields))
+    out.append(Instruction(lookup(0x95, 0, 0, 0, 0)))
+    return Program(tuple(out))
+
+
+def compile_throughput(sizes: list[int], arch: str | None) -> list[tuple[int, float]]:
+    rows = []
+    for slots in sizes:
+        prog = mixed_program(slots)
+        runs = 1 if slots >= 1_000_000 else 5 if slots >= 10_000 else 21
+        seconds = median_time(lambda prog=prog: jit.compile(prog, arch=arch, emulate=arch is not None).close(), runs)
+        rows.append((slots, slots / seconds))
+    return rows
+
+
+def call_cost(calls: int) -> tuple[float, float]:
+    """Seconds per ``fn()`` call and per ``run_many`` iteration of ``mov r0, 1; exit``."""
+    fn = jit.compile("mov %r0, 1\nexit")
+
+    def batch() -> None:
+        for _ in range(calls):
+            fn()
+
+    per_call = median_time(batch, 15) / calls
+    per_iteration = median_time(lambda: fn.run_many(None, calls * 10), 15) / (calls * 10)
+    return per_call, per_iteration
+
+
+def loop_speedup(iterations: int, native_batch: int) -> tuple[float, float]:
+    """Seconds per run of the loop on the interpreter and natively."""
+    prog = jit.assemble(LOOP.format(iterations=iterations))
+    expected = jit.interpret(prog)
+    interpreter = median_time(lambda: jit.interpret(prog), 5)
+    fn = jit.compile(prog)
+    assert fn() == expected
+    native = median_time(lambda: fn.run_many(None, native_batch), 7) / native_batch
+    return interpreter, native
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and counts (a smoke run)")
+    parser.add_argument("--arch", default=None, help="compile for this arch (emulated when foreign); default host")
+    args = parser.parse_args(argv)
+    sizes = [100, 10_000] if args.quick else [100, 10_000, 1_000_000]
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print()
+    print("| compile | slots | BPF instructions/s |")
+    print("|---|---:|---:|")
+    for slots, rate in compile_throughput(sizes, args.arch):
+        print(f"| jit.compile | {slots:,} | {rate:,.0f} |")
+    per_call, per_iteration = call_cost(1_000 if args.quick else 20_000)
+    print()
+    print("| call of `mov r0, 1; exit` | time |")
+    print("|---|---:|")
+    print(f"| fn() from Python (median) | {per_call * 1e6:.2f} us |")
+    print(f"| one iteration of fn.run_many | {per_iteration * 1e9:.1f} ns |")
+    iterations = 20_000 if args.quick else 250_000
+    interpreter, native = loop_speedup(iterations, 20 if args.quick else 200)
+    print()
+    print(f"| loop of {iterations:,} iterations (4 instructions each) | time per run |")
+    print("|---|---:|")
+    print(f"| interpreter (median of 5) | {interpreter * 1e3:.2f} ms |")
+    print(f"| native x86-64 run_many (median of 7 batches) | {native * 1e3:.4f} ms |")
+    print(f"| speedup | {interpreter / native:,.0f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
