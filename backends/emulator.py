@@ -184,6 +184,8 @@ class EmulatedProgram(CompiledProgram):
         self._helper_name = ""
         self._fault: tuple[str, int, int] | None = None
         self._counted = False  # whether the cached translations count instructions
+        self._lock = threading.Lock()  # one run at a time: the emulator has one CPU state
+        self._owner: int | None = None  # thread running it, to refuse re-entry from a helper
         self._uc: Uc | None = self._setup()
 
     # --- set-up, once per program -------------------------------------------------------
@@ -231,6 +233,16 @@ class EmulatedProgram(CompiledProgram):
         uc = self._uc
         if uc is None:
             raise ExecutionError(f"{self.prog.name}: the compiled program was closed")
+        if not self._lock.acquire(blocking=self._owner != threading.get_ident()):
+            raise ExecutionError(f"program {self.prog.name!r} called itself again while running (from a helper)")
+        try:
+            self._owner = threading.get_ident()
+            return self._run(uc, mem, n)
+        finally:
+            self._owner = None
+            self._lock.release()
+
+    def _run(self, uc: Uc, mem: Mem, n: int) -> int:
         buf, _ = writable_buffer(mem)
         size = len(buf)
         addr = self._load_buffer(uc, buf)

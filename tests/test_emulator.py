@@ -221,3 +221,16 @@ def test_same_results_on_both_architectures() -> None:
         mem = bytearray(struct.pack("<3Q", 5, 100, 0))
         results.append((emulated(text, arch)(mem), bytes(mem)))
     assert results[0] == results[1] == ((5 + 100) << 3, struct.pack("<3Q", 5, 100 + 0x77, (5 + 100) << 3))
+
+
+def test_a_helper_cannot_reenter_the_running_program(arch: str) -> None:
+    box = {}
+
+    def again(*_args):
+        return box["fn"]()
+
+    box["fn"] = fn = emulated("call 9\nexit", arch, helpers={9: again})
+    with pytest.raises(jit.HelperError) as info:
+        fn()
+    assert isinstance(info.value.__cause__, jit.ExecutionError)
+    assert "called itself again" in str(info.value.__cause__)
