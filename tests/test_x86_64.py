@@ -7,6 +7,8 @@ machine-code helpers and run natively."""
 from __future__ import annotations
 
 import ctypes
+import subprocess
+import sys
 
 import capstone
 import pytest
@@ -254,3 +256,32 @@ def test_bounds_check_and_max_steps_options_are_validated() -> None:
         compile_text("exit", bounds_check="auto")
     with pytest.raises(jit.CompileError, match="max_steps must be"):
         compile_text("exit", max_steps=-1)
+
+
+# --- regressions ----------------------------------------------------------------
+
+
+def test_regression_plain_stores_and_packet_loads_are_not_atomics_or_calls() -> None:
+    """Form.ATOMIC and Form.LDABS used to be enum aliases of STORE_X and
+    CALL_HELPER (equal values), so stxw lowered as an atomic and ldabs as a call."""
+    assert isa.Form.ATOMIC is not isa.Form.STORE_X
+    assert isa.Form.LDABS is not isa.Form.CALL_HELPER
+    native = compile_text("stxw [%r1+2], %r2\nlock add32 [%r1+2], %r2\nexit")
+    assert _disasm(native, 0) == ["mov dword ptr [rdi + 2], esi"]
+    assert _disasm(native, 1) == ["lock add dword ptr [rdi + 2], esi"]
+    assert "call" not in " ".join(_disasm(compile_text("mov %r6, %r1\nldabsb 1\nexit"), 1))
+
+
+@native_only
+def test_regression_a_zero_repeat_count_runs_once() -> None:
+    """The batch loop ended on ``jnz`` after decrementing ctx->repeat, so an
+    entry call with repeat 0 ran 2**64 times; it now runs once. (In a
+    subprocess with a timeout, so a regression fails instead of hanging.)"""
+    script = (
+        "import jit\n"
+        "fn = jit.compile('mov %r0, 5\\nexit')\n"
+        "assert fn() == 5\n"  # leaves ctx->repeat at 0
+        "print(fn._entry(0, 0, fn._context_address))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "5"
