@@ -27,6 +27,8 @@ preserved across helper calls (the interpreter's choice; the RFC allows it).
 ``max_steps`` is a budget in ``ctx->steps``, re-armed by the prologue before
 every run: each execution of a jump to its own slot or earlier (taken or not)
 and each local call costs one; StepLimitError when it would go negative.
+``callx`` takes the helper id from a register: an id outside the table raises
+BAD_CALLX, an empty (zero) table slot raises HELPER, both without calling out.
 ``bounds_check`` must be False for now (run-time checks arrive with issue 7).
 """
 
