@@ -192,8 +192,9 @@ class EmulatedProgram(CompiledProgram):
     def _setup(self) -> Uc:
         machine, code = self.machine, self.native.code
         uc = Uc(machine.uc_arch, machine.uc_mode)
-        # Translated code is cached; the default 1 GiB cache per instance is far too much.
-        uc.ctl_set_tcg_buffer_size(min(1 << 30, max(16 << 20, 32 * len(code))))
+        # Translated code is cached; the default 1 GiB cache per instance is far too
+        # much (unicorn flushes and retranslates when the cache is full).
+        uc.ctl_set_tcg_buffer_size(min(1 << 30, max(4 << 20, 32 * len(code))))
         uc.mem_map(CODE_BASE, _pages(len(code)), UC_PROT_READ | UC_PROT_EXEC)
         uc.mem_write(CODE_BASE, code)
         uc.mem_map(CTX_BASE, _pages(CONTEXT_SIZE), UC_PROT_READ | UC_PROT_WRITE)
