@@ -32,7 +32,7 @@ ATOMICS = (
 SUFFIX = {1: "b", 2: "h", 4: "w", 8: "dw"}
 
 
-def test_helper(a: int, b: int, c: int, d: int, e: int) -> int:
+def mixing_helper(a: int, b: int, c: int, d: int, e: int) -> int:
     """Deterministic helper: mixes all five arguments."""
     return (a * 3 + (b ^ (c << 1)) + d * 5 - e + 0x1234) & MASK64
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from strategies import TEST_HELPER_ID, programs, test_helper
+from strategies import TEST_HELPER_ID, mixing_helper, programs
 
 import jit
 from backends.base import NativeCode
@@ -37,7 +37,7 @@ LLONG_MIN = 1 << 63
 # Distinct register values with bits set in both halves.
 INIT = tuple(((0x9E37_79B9_7F4A_7C15 * (r + 3)) ^ (r << 56)) & MASK64 for r in range(10))
 STACK_COPIED = 496  # bytes [r10-512, r10-16) of the main frame
-HELPERS = {TEST_HELPER_ID: test_helper}
+HELPERS = {TEST_HELPER_ID: mixing_helper}
 
 COMPILED = [engine for engine in engines() if engine.arch is not None]
 

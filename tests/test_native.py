@@ -80,10 +80,11 @@ def test_python_helpers_share_one_dispatcher() -> None:
     helpers must not add one per program or per helper."""
     helpers = {40: lambda *a: 1, 41: lambda *a: 2}
     native("call 40\ncall 41\nexit", helpers=helpers)()
+    gc.collect()  # unicorn instances of other tests own W+X regions until collected
     baseline = len(_writable_executable())
     for i in range(20):
         assert native(f"call 40\nmov %r6, %r0\ncall 41\nadd %r0, %r6\nadd %r0, {i}\nexit", helpers=helpers)() == 3 + i
-    assert len(_writable_executable()) == baseline
+    assert len(_writable_executable()) <= baseline
 
 
 # --- helpers ------------------------------------------------------------------
