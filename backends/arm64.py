@@ -647,6 +647,7 @@ class Arm64Backend(Backend):
     """eBPF to ARM64 machine code (see the module docstring for the ABI)."""
 
     arch = "arm64"
+    bpf_registers = X
 
     def __init__(self) -> None:
         self._ks = None  # keystone instance, made on first use

@@ -117,6 +117,7 @@ class Backend(ABC):
     dispatches on ``insn.op`` and produces assembly text for keystone."""
 
     arch: str
+    bpf_registers: tuple[str, ...]  # the CPU register holding R0..R10 (for emulator traces)
 
     @abstractmethod
     def generate(self, prog: Program, options: CodegenOptions) -> str:

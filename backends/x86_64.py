@@ -507,6 +507,7 @@ class X86_64Backend(Backend):
     """x86-64 code generation (see the module docstring for the layout)."""
 
     arch = "x86_64"
+    bpf_registers = tuple(reg.q for reg in REGS)
 
     def generate(self, prog: Program, options: CodegenOptions) -> str:
         if options.bounds_check is not False:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from backends import architectures, get_backend
-from backends.base import CodegenOptions
-
 from .engines import host_arch
 from .errors import CompileError
 from .helpers import resolve_helpers
@@ -39,6 +36,10 @@ def compile(
     back-edges and local calls of one run (StepLimitError when exceeded).
     ``bounds_check`` must be False for now.
     """
+    # backends imports jit.errors, which imports this package: import it here, not at the top.
+    from backends import architectures, get_backend
+    from backends.base import CodegenOptions
+
     program = load_program(prog)
     check_control_flow(program)
     host = host_arch()
