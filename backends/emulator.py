@@ -227,6 +227,48 @@ class EmulatedProgram(CompiledProgram):
     def close(self) -> None:
         self._uc = None  # unicorn frees the instance with its last reference
 
+    # --- tracing ---------------------------------------------------------------------------
+    def trace(self, mem: Mem = None) -> tuple[int, list[tuple[int, tuple[int, ...]]]]:
+        """Run once, recording ``(slot, R0..R10)`` each time the code of a BPF
+        instruction starts: the same trace as :func:`jit.interpreter.run` gives,
+        read from the CPU registers the backend maps BPF registers to.
+
+        An instruction that generates no code (e.g. ``le64``) shares its
+        address with the next one and is recorded under the first slot.
+        """
+        uc = self._uc
+        if uc is None:
+            raise ExecutionError(f"{self.prog.name}: the compiled program was closed")
+        from . import get_backend
+
+        prefix = "UC_X86_REG_" if self.arch == "x86_64" else "UC_ARM64_REG_"
+        consts = x86 if self.arch == "x86_64" else a64
+        registers = [getattr(consts, prefix + name.upper()) for name in get_backend(self.arch).bpf_registers]
+        slots: dict[int, int] = {}
+        for pc, offset in zip(self.prog.pcs, self.native.offsets):
+            slots.setdefault(CODE_BASE + offset, pc)
+        steps: list[tuple[int, tuple[int, ...]]] = []
+
+        def record(uc: Uc, address: int, size: int, user_data: object) -> None:
+            slot = slots.get(address)
+            if slot is not None:
+                steps.append((slot, tuple(uc.reg_read(reg) for reg in registers)))
+
+        handle = uc.hook_add(UC_HOOK_CODE, record, begin=CODE_BASE, end=CODE_BASE + len(self.native.code) - 1)
+        uc.ctl_flush_tb()  # blocks translated before the hook existed would not call it
+        try:
+            r0 = self.run_many(mem, 1)
+        finally:
+            uc.hook_del(handle)
+            uc.ctl_flush_tb()
+        return r0, steps
+
+    def regions(self, mem_size: int) -> dict[str, tuple[int, int]]:
+        """Where the input buffer and the BPF stack live in this engine, as
+        ``name -> (start, end)`` (to compare pointers across engines)."""
+        span = (mem_size + 7) & ~7
+        return {"mem": (MEM_TOP - span, MEM_TOP - span + mem_size), "stack": (STACK_BASE, STACK_BASE + STACK_BYTES)}
+
     # --- one call ---------------------------------------------------------------------------
     def run_many(self, mem: Mem, n: int) -> int:
         if n < 1:
