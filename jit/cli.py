@@ -4,6 +4,8 @@
     bpfjit disasm PROGRAM [--native ARCH]
     bpfjit asm FILE.s -o FILE.bin
     bpfjit conformance [DIR] [--engine NAME ...]
+    bpfjit check PROGRAM [--mem FILE]      every engine, compared with the interpreter
+    bpfjit fuzz [--count N] [--seed S]     random programs on every engine
     bpfjit bench [...]                     (see ``bpfjit bench --help``)
 
 PROGRAM is raw bytecode (.bin), assembly (.s/.asm) or a conformance test (.data).
@@ -117,6 +119,33 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .crosscheck import crosscheck
+
+    selected = [_engine(name) for name in args.engine] if args.engine else None
+    report = crosscheck(load_program(args.program), _read_mem(args.mem), engine_list=selected, max_steps=args.max_steps)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from .fuzz import campaign
+
+    out = Path(args.out)
+    started = time.perf_counter()
+    with Progress() as progress:
+        task = progress.add_task(f"fuzzing (seed {args.seed})", total=args.count)
+        result = campaign(args.count, args.seed, out, progress=lambda done: progress.update(task, completed=done))
+    elapsed = time.perf_counter() - started
+    names = ", ".join(engine.name for engine in engines())
+    print(f"{result.runs} programs on {names} in {elapsed:.1f} s: {len(result.divergences)} divergence(s)")
+    for path in result.divergences:
+        print(f"  reproducer: {path}")
+    return 1 if result.divergences else 0
+
+
 def cmd_bench(argv: list[str]) -> int:
     from bench.runner import main
 
@@ -154,6 +183,19 @@ def _parser() -> argparse.ArgumentParser:
     conf.add_argument("directory", nargs="?", help="folder of .data files (default ../shared/conformance/tests)")
     conf.add_argument("--engine", action="append", help="engine name (repeatable; default all)")
     conf.set_defaults(func=cmd_conformance)
+
+    check = sub.add_parser("check", help="run a program on every engine and report any difference")
+    check.add_argument("program")
+    check.add_argument("--mem", help="file holding the input buffer")
+    check.add_argument("--engine", action="append", help="engines to compare (repeatable; the first is the reference)")
+    check.add_argument("--max-steps", type=int, default=1_000_000, help="budget of every run")
+    check.set_defaults(func=cmd_check)
+
+    fuzz = sub.add_parser("fuzz", help="random-program campaign across every engine")
+    fuzz.add_argument("--count", type=int, default=1000)
+    fuzz.add_argument("--seed", type=int, default=0)
+    fuzz.add_argument("--out", default="fuzz-divergences", help="folder for minimised reproducers")
+    fuzz.set_defaults(func=cmd_fuzz)
 
     sub.add_parser("bench", help="benchmark JIT vs interpreter vs native C (bpfjit bench --help)", add_help=False)
     return parser
