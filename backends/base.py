@@ -32,6 +32,28 @@ x86-64: id in r9, ctx as the 7th argument on the stack. ARM64: id in x5, ctx in
 x6. The function pointer is ``ctx->helpers[helper_id]`` (native helpers ignore
 the two extra arguments). After the call the generated code checks
 ``ctx->error`` and aborts if it is set.
+
+Array-map lookup fast path (helper 1, ``map_lookup_elem``). When
+``CodegenOptions.array_maps`` lists map descriptor addresses (the compiler
+fills it with the program's array and per-CPU array maps unless the user
+replaced helper 1 or passed ``fast_lookup=False``), the backend emits a small
+stub, labelled ``map_lookup`` in ``NativeCode.labels``, and the runtime puts
+its address in ``ctx->helpers[1]``, moving the previous entry (the Python
+dispatcher, or the emulator's trap slot 1) to ``ctx->lookup_fallback``. The
+stub is entered exactly like a helper and:
+
+* compares R1 with each listed descriptor address (so a stray R1 is never
+  dereferenced); no match: it *jumps* to ``ctx->lookup_fallback`` with every
+  argument register, the helper id and the stack untouched, and the Python
+  helper runs (other map types, bad pointers with their proper error);
+* checks that the 4-byte key at R2 lies inside the BPF stack (where clang
+  puts keys); else the fallback, which checks the access like any helper;
+* reads the u32 key and the descriptor fields (offsets ``jit.maps.Desc``)
+  and returns ``values + key * value_stride``, or 0 when ``key >=
+  max_entries``, without leaving generated code.
+
+It is ordinary generated code, so it runs the same under the emulator (only
+the fallback reaches the trap).
 """
 
 from __future__ import annotations
@@ -59,6 +81,7 @@ class Ctx(enum.IntEnum):
     STACK_START = 64  # BPF stack bounds (all frames)
     STACK_END = 72
     HANDLE = 80  # opaque id of the Python run state, read by the dispatcher
+    LOOKUP_FALLBACK = 88  # helper 1 for lookups the array-map stub does not serve
     HELPERS = 128  # HELPER_SLOTS function pointers, indexed by helper id
 
 
@@ -84,6 +107,7 @@ class CodegenOptions:
     helper_ids: frozenset[int] = frozenset()  # helpers the program may call
     max_steps: int | None = None  # count back-edges and calls when set
     bounds_check: bool | str = False  # False | True | "auto" (issue 7)
+    array_maps: tuple[int, ...] = ()  # descriptor addresses the map-lookup stub serves
 
 
 @dataclass
