@@ -129,6 +129,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
+    if args.malformed:
+        return _fuzz_malformed(args)
     from rich.progress import Progress
 
     from .fuzz import campaign
@@ -144,6 +146,25 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     for path in result.divergences:
         print(f"  reproducer: {path}")
     return 1 if result.divergences else 0
+
+
+def _fuzz_malformed(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from .malformed import campaign
+
+    started = time.perf_counter()
+    with Progress() as progress:
+        task = progress.add_task(f"malformed inputs (seed {args.seed})", total=args.count)
+        result = campaign(
+            args.count, args.seed, Path(args.out), progress=lambda done: progress.update(task, completed=done)
+        )
+    elapsed = time.perf_counter() - started
+    print(f"{result.runs} malformed inputs through decode, verify, compile and every engine in {elapsed:.1f} s:")
+    print(f"  {len(result.failures)} failure(s) (crash, hang or an exception that is not a BpfError)")
+    for failure in result.failures:
+        print(f"  case {failure.index}: {failure.kind}: {failure.detail} -> {failure.path}")
+    return 1 if result.failures else 0
 
 
 def cmd_bench(argv: list[str]) -> int:
@@ -195,6 +216,9 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--count", type=int, default=1000)
     fuzz.add_argument("--seed", type=int, default=0)
     fuzz.add_argument("--out", default="fuzz-divergences", help="folder for minimised reproducers")
+    fuzz.add_argument(
+        "--malformed", action="store_true", help="feed malformed bytecode through every stage (crash/hang detection)"
+    )
     fuzz.set_defaults(func=cmd_fuzz)
 
     sub.add_parser("bench", help="benchmark JIT vs interpreter vs native C (bpfjit bench --help)", add_help=False)
