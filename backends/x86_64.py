@@ -17,6 +17,8 @@ Layout of the generated code::
                loads the error code and slot, the shared ``fail``/``abort``
                path (reload rsp from ctx->saved_sp, run the epilogue) and the
                ``exit0`` path of LD_ABS/LD_IND (unwind, R0 = 0, next run)
+    map_lookup the array-map lookup stub (see backends.base), when the
+               program has array maps: ``ctx->helpers[1]`` points at it
 
 Stack discipline: the prologue calls L0 with rsp 16-byte aligned, so at every
 BPF instruction rsp = 8 (mod 16). A local call pushes five registers and a
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 
 from jit.errors import CompileError
 from jit.isa import JMP_OPERATIONS, STACK_SIZE, Form
+from jit.maps import Desc
 from jit.program import Instruction, Program
 
 from .base import HELPER_SLOTS, STACK_BYTES, Backend, CodegenOptions, Ctx, ErrorCode, NativeCode
@@ -117,6 +120,7 @@ STUB_LABELS = {
     "fail": ".Lfail",
     "exit0": ".Lexit0",
 }
+LOOKUP_LABEL = ".Lmap_lookup"  # the array-map lookup stub, when emitted
 
 
 def _ctx(field: Ctx) -> str:
@@ -178,6 +182,7 @@ class _Emitter:
             self.lower[_ATOMIC if insn.spec.form is Form.ATOMIC else insn.op](pc, insn)
         self.emit(f"{STUB_LABELS['fell_off']}:", f"jmp {self.site(ErrorCode.FELL_OFF, self.prog.pcs[-1])}")
         self._stubs()
+        self._map_lookup_stub()
         return "\n".join(self.lines) + "\n"
 
     def emit(self, *lines: str) -> None:
@@ -407,6 +412,25 @@ class _Emitter:
         self.emit(f"call {_label(insn.target(pc))}")
         self.emit(*(f"pop {REGS[r].q}" for r in reversed(CALLEE_SAVED_BPF)))
 
+    def _map_lookup_stub(self) -> None:
+        """helpers[1] when the program has array maps (the fast path of
+        backends.base). r9 (helper id) and the stack stay intact for the fallback."""
+        if not self.options.array_maps:
+            return
+        desc, key, scratch = REGS[1].q, REGS[2].q, SCRATCH[1].q
+        array, fallback, miss = ".Llookup_array", ".Llookup_fallback", ".Llookup_miss"
+        self.emit(f"{LOOKUP_LABEL}:")
+        for address in self.options.array_maps:
+            self.emit(f"movabs {scratch}, {_signed(address, 64)}", f"cmp {desc}, {scratch}", f"je {array}")
+        self.emit(f"{fallback}:", f"jmp {_ctx(Ctx.LOOKUP_FALLBACK)}")
+        # The key must lie in the BPF stack: offset from its start <= STACK_BYTES - 4 (unsigned).
+        self.emit(f"{array}:", f"mov {scratch}, {key}", f"sub {scratch}, {_ctx(Ctx.STACK_START)}")
+        self.emit(f"cmp {scratch}, {STACK_BYTES - 4}", f"ja {fallback}")
+        self.emit(f"mov {SCRATCH[1].d}, dword ptr [{key}]", f"cmp {scratch}, {_mem(desc, Desc.MAX_ENTRIES, 8)}")
+        self.emit(f"jae {miss}", f"imul {scratch}, {_mem(desc, Desc.VALUE_STRIDE, 8)}")
+        self.emit(f"mov {RAX.q}, {_mem(desc, Desc.VALUES, 8)}", f"add {RAX.q}, {scratch}", "ret")
+        self.emit(f"{miss}:", f"xor {RAX.d}, {RAX.d}", "ret")
+
     def _call_btf(self, pc: int, insn: Instruction) -> None:
         raise self.error(pc, "calls by BTF id (call runtime) are not supported")
 
@@ -520,13 +544,14 @@ class X86_64Backend(Backend):
 
     def compile(self, prog: Program, options: CodegenOptions) -> NativeCode:
         text = self.generate(prog, options)
-        names = [_label(pc) for pc in prog.pcs] + list(STUB_LABELS.values())
+        stubs = {**STUB_LABELS, "map_lookup": LOOKUP_LABEL} if options.array_maps else STUB_LABELS
+        names = [_label(pc) for pc in prog.pcs] + list(stubs.values())
         table = "".join(f".quad {', '.join(names[i : i + 64])}\n" for i in range(0, len(names), 64))
         code = assemble(text + table)
         split = len(code) - 8 * len(names)
         offsets = [int.from_bytes(code[split + 8 * i : split + 8 * i + 8], "little") for i in range(len(names))]
         count = len(prog.pcs)
-        labels = dict(zip(STUB_LABELS, offsets[count:]))
+        labels = dict(zip(stubs, offsets[count:]))
         return NativeCode(
             self.arch, code[:split], tuple(offsets[:count]), labels["prologue"], prog, text, labels=labels
         )
