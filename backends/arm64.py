@@ -23,7 +23,8 @@ cannot produce that much code). After assembling, the offsets keystone gives
 the instruction labels (read from a ``.quad`` table appended to the text and
 stripped again) are compared with the emitter's own layout.
 
-Layout: the prologue, epilogue, abort path and error stubs come first (so a
+Layout: the prologue, epilogue, abort path, the array-map lookup stub (when
+the program has array maps, see backends.base) and error stubs come first (so a
 native offset there maps to no BPF instruction), then one label ``L<i>`` per
 instruction, then the stub that reports falling off the end.
 """
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 
 from jit.errors import CompileError
 from jit.isa import STACK_SIZE, Form
+from jit.maps import Desc
 from jit.program import Instruction, Program, check_control_flow
 
 from .base import HELPER_SLOTS, STACK_BYTES, Backend, CodegenOptions, Ctx, ErrorCode, NativeCode
@@ -74,6 +76,7 @@ STUB_LABELS = {
     "error_stubs": "error_stubs",
     "fell_off": "fell_off",
 }
+LOOKUP_LABEL = "map_lookup"  # the array-map lookup stub, when emitted (see backends.base)
 
 INVERT = {"eq": "ne", "ne": "eq", "hi": "ls", "ls": "hi", "hs": "lo", "lo": "hs"}
 INVERT.update({"gt": "le", "le": "gt", "ge": "lt", "lt": "ge", "mi": "pl", "pl": "mi", "cs": "cc", "cc": "cs"})
@@ -448,6 +451,32 @@ class _Emitter:
         )
         self.fail("cbnz", ErrorCode.HELPER, pc, "x9")
 
+    def map_lookup_stub(self) -> None:
+        """helpers[1] when the program has array maps (the fast path of
+        backends.base). x5 (helper id), x6 (ctx) and x30 stay intact for the fallback."""
+        if not self.options.array_maps:
+            return
+        desc, key = X[1], X[2]
+        self.label(LOOKUP_LABEL)
+        for address in self.options.array_maps:
+            self.mov_imm(10, address)
+            self.emit(f"cmp {desc}, x10")
+            self.branch("b.eq", "lookup_array")
+        self.label("lookup_fallback")
+        self.emit(f"ldr x9, [{CTX}, #{Ctx.LOOKUP_FALLBACK}]", "br x9")
+        # The key must lie in the BPF stack: offset from its start <= STACK_BYTES - 4 (unsigned).
+        self.label("lookup_array")
+        self.emit(f"ldr x10, [{CTX}, #{Ctx.STACK_START}]", f"sub x10, {key}, x10")
+        self.mov_imm(11, STACK_BYTES - 4)
+        self.emit("cmp x10, x11")
+        self.branch("b.hi", "lookup_fallback")
+        self.emit(f"ldr w10, [{key}]", f"ldr x11, [{desc}, #{Desc.MAX_ENTRIES}]", "cmp x10, x11")
+        self.branch("b.hs", "lookup_miss")
+        self.emit(f"ldr x11, [{desc}, #{Desc.VALUE_STRIDE}]", f"ldr x12, [{desc}, #{Desc.VALUES}]")
+        self.emit("madd x0, x10, x11, x12", "ret")  # x0: the C return register
+        self.label("lookup_miss")
+        self.emit("mov x0, #0", "ret")
+
     def call_btf(self, pc: int, insn: Instruction) -> None:
         raise self.error(pc, "calls by BTF id (call with src=2) are not supported")
 
@@ -585,6 +614,7 @@ class _Emitter:
             "mov sp, x9",
         )
         self.branch("b", STUB_LABELS["epilogue"])
+        self.map_lookup_stub()
         self.label(STUB_LABELS["error_stubs"])
         for (code, pc), stub in self.stubs.items():
             self.label(stub)
@@ -680,6 +710,8 @@ class Arm64Backend(Backend):
         if offsets != expected:
             raise CompileError(f"{prog.name}: keystone's layout differs from the emitter's (branch ranges unsafe)")
         labels = {name: emitter.labels[label] for name, label in STUB_LABELS.items()}
+        if LOOKUP_LABEL in emitter.labels:
+            labels["map_lookup"] = emitter.labels[LOOKUP_LABEL]
         return NativeCode(self.arch, encoding[:size], offsets, labels["prologue"], prog, text, labels=labels)
 
     def _assemble(self, prog: Program, text: str) -> bytes:
