@@ -9,7 +9,7 @@ process) and :class:`backends.emulator.EmulatedProgram` (unicorn).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from backends.base import ErrorCode, NativeCode
@@ -22,6 +22,7 @@ from .errors import (
     StepLimitError,
 )
 from .helpers import Helper
+from .hostmem import HostMemory
 from .program import Program
 
 Mem = bytes | bytearray | memoryview | None
@@ -38,6 +39,12 @@ class Region:
 
     def contains(self, addr: int, size: int) -> bool:
         return self.start <= addr and addr + size <= self.end
+
+
+def block_regions(blocks: Iterable[HostMemory]) -> list[Region]:
+    """Regions over host memory blocks (``prog.memory``: maps, global data) at
+    their host addresses, read-only where the program may not write."""
+    return [Region(block.name, block.address, block.end, block.writable) for block in blocks]
 
 
 class RegionAccessor:
