@@ -13,6 +13,10 @@ call. Its address space::
     MEM_TOP     the input buffer ends just below it (8-byte aligned start), copied
                 in before a run and back after it; only the pages it occupies
                 are accessible, so overruns and most underruns fault
+    (host)      every ``prog.memory`` block (maps, global data) at its own host
+                address, mapped onto the host memory itself (``mem_map_ptr``), so
+                the program and Python see each other's writes without copies;
+                read-only for the program where the block is not writable
 
 with unmapped gaps between them, so a stray pointer faults and becomes a
 :class:`jit.MemoryAccessError` naming the BPF instruction. A runaway program
@@ -24,6 +28,7 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from unicorn import (
     UC_ARCH_ARM64,
@@ -52,9 +57,12 @@ from unicorn import x86_const as x86
 from jit.errors import ExecutionError, HelperError, StepLimitError
 from jit.helpers import Helper
 from jit.isa import STACK_SIZE, Form
-from jit.runtime import CompiledProgram, Mem, Region, RegionAccessor, execution_error, writable_buffer
+from jit.runtime import CompiledProgram, Mem, Region, RegionAccessor, block_regions, execution_error, writable_buffer
 
 from .base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
+
+if TYPE_CHECKING:
+    from jit.compiler import TailCallRunner
 
 PAGE = 0x1000
 CODE_BASE = 0x1000_0000
@@ -65,6 +73,7 @@ HOST_STACK_BYTES = 0x10_0000
 TRAP_BASE = 0x5000_0000
 TRAP_STRIDE = 4
 HALT = TRAP_BASE + TRAP_STRIDE * HELPER_SLOTS
+_MAP_LOOKUP_ELEM = 1  # helper id served by the array-map lookup stub
 MEM_TOP = 0x7000_0000
 
 # An instruction count makes unicorn instrument every instruction (about 17x
@@ -160,6 +169,7 @@ class EmulatedProgram(CompiledProgram):
     """
 
     emulated = True
+    tail_calls: TailCallRunner | None = None  # set by jit.compile for programs that may tail call
 
     def __init__(
         self,
@@ -186,6 +196,7 @@ class EmulatedProgram(CompiledProgram):
         self._counted = False  # whether the cached translations count instructions
         self._lock = threading.Lock()  # one run at a time: the emulator has one CPU state
         self._owner: int | None = None  # thread running it, to refuse re-entry from a helper
+        self._blocks = tuple(self.prog.memory)  # mapped by pointer: they must outlive the instance
         self._uc: Uc | None = self._setup()
 
     # --- set-up, once per program -------------------------------------------------------
@@ -202,12 +213,27 @@ class EmulatedProgram(CompiledProgram):
         uc.mem_map(HOST_BASE, HOST_STACK_BYTES, UC_PROT_READ | UC_PROT_WRITE)
         uc.mem_map(TRAP_BASE, PAGE, UC_PROT_READ | UC_PROT_EXEC)
         uc.mem_write(TRAP_BASE, machine.ret * (PAGE // TRAP_STRIDE))
-        table = b"".join(_U64.pack(TRAP_BASE + TRAP_STRIDE * slot) for slot in range(HELPER_SLOTS))
-        uc.mem_write(CTX_BASE + Ctx.HELPERS, table)
+        table = [TRAP_BASE + TRAP_STRIDE * slot for slot in range(HELPER_SLOTS)]
+        if "map_lookup" in self.native.labels:  # array-map fast path (backends.base)
+            uc.mem_write(CTX_BASE + Ctx.LOOKUP_FALLBACK, _U64.pack(table[_MAP_LOOKUP_ELEM]))
+            table[_MAP_LOOKUP_ELEM] = CODE_BASE + self.native.labels["map_lookup"]
+        uc.mem_write(CTX_BASE + Ctx.HELPERS, struct.pack(f"<{HELPER_SLOTS}Q", *table))
+        self._map_blocks(uc)
         uc.reg_write_batch([(reg, 0) for reg in machine.registers])
         uc.hook_add(UC_HOOK_CODE, self._on_helper, begin=TRAP_BASE, end=HALT - 1)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_fault)
         return uc
+
+    def _map_blocks(self, uc: Uc) -> None:
+        """Map every ``prog.memory`` block at its host address, onto the host memory."""
+        for block in self._blocks:
+            perms = UC_PROT_READ | (UC_PROT_WRITE if block.writable else 0)
+            try:
+                uc.mem_map_ptr(block.address, block.mapped_size, perms, block.address)
+            except UcError as exc:
+                raise ExecutionError(
+                    f"{self.prog.name}: cannot map {block.name} at 0x{block.address:x} into the emulator ({exc})"
+                ) from None
 
     def _open_buffer(self, uc: Uc, span: int) -> None:
         """Map (growing when needed) and open exactly the pages of a ``span``-byte
@@ -271,6 +297,12 @@ class EmulatedProgram(CompiledProgram):
 
     # --- one call ---------------------------------------------------------------------------
     def run_many(self, mem: Mem, n: int) -> int:
+        if self.tail_calls is not None:
+            return self.tail_calls.run_many(self, mem, n)
+        return self.run_direct(mem, n)
+
+    def run_direct(self, mem: Mem, n: int) -> int:
+        """:meth:`run_many` without following tail calls."""
         if n < 1:
             raise ValueError(f"run_many needs n >= 1, got {n}")
         uc = self._uc
@@ -315,7 +347,7 @@ class EmulatedProgram(CompiledProgram):
         steps = self.max_steps if self.max_steps is not None else 0
         header = (0, 0, 0, steps, STACK_BASE + STACK_SIZE, n, addr, addr + size, STACK_BASE, stack_end, 0)
         uc.mem_write(CTX_BASE, _CTX_HEADER.pack(*header))
-        regions = [Region("stack", STACK_BASE, stack_end)]
+        regions = [Region("stack", STACK_BASE, stack_end), *block_regions(self._blocks)]
         if size:
             regions.insert(0, Region("buffer", addr, addr + size))
         self._accessor = RegionAccessor(regions, lambda a, k: bytes(uc.mem_read(a, k)), uc.mem_write)

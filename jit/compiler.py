@@ -5,18 +5,29 @@ that every jump lands on an instruction, generate and assemble code with the
 backend for ``arch``, then wrap it: :class:`jit.native.NativeProgram` when the
 code is for this host and ``emulate`` is False, else the unicorn runner
 :class:`backends.emulator.EmulatedProgram`.
+
+Every program gets the Linux helpers of :func:`jit.linux_helpers.program_helpers`
+(map helpers over ``prog.maps``, trace_printk, tail_call, ...) with the
+user's ``helpers=`` on top, as on the interpreter. Array-map lookups take the
+native fast path of :mod:`backends.base` unless ``fast_lookup=False`` or the
+user replaced helper 1. A program with a program array that may call
+``tail_call`` gets a :class:`TailCallRunner`: each run follows the chain of
+tail calls, compiling each target once with the same options and helpers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .engines import host_arch
 from .errors import CompileError
-from .helpers import resolve_helpers
+from .linux_helpers import MAP_LOOKUP_ELEM, TAIL_CALL, TailCallChain, program_helpers, run_with_tail_calls
 from .loader import ProgramLike, load_program
-from .program import check_control_flow
-from .runtime import CompiledProgram
+from .maps import MapType, ProgArrayMap
+from .program import Program, check_control_flow
+from .runtime import CompiledProgram, Mem, writable_buffer
+
+ARRAY_TYPES = (MapType.ARRAY, MapType.PERCPU_ARRAY)  # served by the lookup fast path
 
 
 def compile(
@@ -25,8 +36,10 @@ def compile(
     helpers: Mapping[int, object] | None = None,
     emulate: bool = False,
     *,
+    section: str | None = None,
     max_steps: int | None = None,
     bounds_check: bool | str = False,
+    fast_lookup: bool = True,
 ) -> CompiledProgram:
     """Compile ``prog`` for ``arch`` (None: this host) into ``fn(mem=None) -> R0``.
 
@@ -34,13 +47,15 @@ def compile(
     addresses, on top of the default helpers. ``emulate=True`` (or a foreign
     ``arch``) runs the code under unicorn. ``max_steps`` bounds the number of
     back-edges and local calls of one run (StepLimitError when exceeded).
-    ``bounds_check`` must be False for now.
+    ``bounds_check`` must be False for now. ``section`` picks the program of
+    an ELF object; ``fast_lookup=False`` sends array-map lookups through the
+    Python helper too (for comparison).
     """
     # backends imports jit.errors, which imports this package: import it here, not at the top.
     from backends import architectures, get_backend
     from backends.base import CodegenOptions
 
-    program = load_program(prog)
+    program = load_program(prog, section)
     check_control_flow(program)
     host = host_arch()
     arch = arch or host
@@ -48,13 +63,72 @@ def compile(
         raise CompileError(f"this host is not one of {', '.join(architectures())}: pass arch= and emulate=True")
     if arch not in architectures():
         raise CompileError(f"unknown architecture {arch!r} (valid: {', '.join(architectures())})")
-    resolved = resolve_helpers(helpers)
-    options = CodegenOptions(helper_ids=frozenset(resolved), max_steps=max_steps, bounds_check=bounds_check)
-    native = get_backend(arch).compile(program, options)
-    if arch == host and not emulate:
-        from .native import NativeProgram
+    chain = TailCallChain()
+    resolved = program_helpers(program, helpers, chain)
+    array_maps = _array_maps(program) if fast_lookup and MAP_LOOKUP_ELEM not in (helpers or {}) else ()
+    options = CodegenOptions(
+        helper_ids=frozenset(resolved), max_steps=max_steps, bounds_check=bounds_check, array_maps=array_maps
+    )
+    backend = get_backend(arch)
 
-        return NativeProgram(native, resolved, keepalive=helpers)
-    from backends.emulator import EmulatedProgram
+    def build(target: Program) -> CompiledProgram:
+        check_control_flow(target)
+        native = backend.compile(target, options)
+        if arch == host and not emulate:
+            from .native import NativeProgram
 
-    return EmulatedProgram(native, resolved, max_steps=max_steps)
+            return NativeProgram(native, resolved, keepalive=helpers)
+        from backends.emulator import EmulatedProgram
+
+        return EmulatedProgram(native, resolved, max_steps=max_steps)
+
+    fn = build(program)
+    if _may_tail_call(program):
+        fn.tail_calls = TailCallRunner(build, chain)
+    return fn
+
+
+def _array_maps(program: Program) -> tuple[int, ...]:
+    """Descriptor addresses of the maps the lookup fast path serves."""
+    return tuple(m.address for m in program.maps.values() if m.map_type in ARRAY_TYPES)
+
+
+def _may_tail_call(program: Program) -> bool:
+    """True when ``program`` has a program array and calls tail_call (or callx)."""
+    if not any(isinstance(m, ProgArrayMap) for m in program.maps.values()):
+        return False
+    return any((insn.op == "call" and insn.imm == TAIL_CALL) or insn.op == "callx" for insn in program.instructions)
+
+
+class TailCallRunner:
+    """Runs a compiled program following its tail calls (the protocol of
+    :mod:`jit.linux_helpers`): each target is compiled once, by ``build``,
+    with the same architecture, options and helper table (so the same
+    ``chain`` counts the calls), and run on the same buffer."""
+
+    def __init__(self, build: Callable[[Program], CompiledProgram], chain: TailCallChain):
+        self._build = build
+        self.chain = chain
+        self._targets: dict[int, tuple[Program, CompiledProgram]] = {}  # id(program): the program kept alive
+
+    def target(self, prog: Program) -> CompiledProgram:
+        """The compiled ``prog``, compiled on first use."""
+        entry = self._targets.get(id(prog))
+        if entry is None:
+            entry = self._targets[id(prog)] = (prog, self._build(prog))
+        return entry[1]
+
+    def run_many(self, main: CompiledProgram, mem: Mem, n: int) -> int:
+        """``main.run_many(mem, n)``, each of the ``n`` runs following its tail calls."""
+        if type(n) is not int or n < 1:
+            raise ValueError(f"run_many needs a repeat count n >= 1, got {n!r}")
+        buffer, _ = writable_buffer(mem)
+
+        def run_one(prog: Program, buf: bytearray | memoryview, _chain: TailCallChain) -> int:
+            engine = main if prog is main.prog else self.target(prog)
+            return engine.run_direct(buf, 1)
+
+        r0 = 0
+        for _ in range(n):
+            r0 = run_with_tail_calls(run_one, main.prog, buffer, self.chain)
+        return r0

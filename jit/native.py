@@ -25,13 +25,17 @@ import mmap
 import threading
 import weakref
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from backends.base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
 
 from .errors import BpfError, ExecutionError
 from .helpers import Helper
 from .isa import STACK_SIZE, Form
-from .runtime import CompiledProgram, Mem, Region, RegionAccessor, execution_error, writable_buffer
+from .runtime import CompiledProgram, Mem, Region, RegionAccessor, block_regions, execution_error, writable_buffer
+
+if TYPE_CHECKING:
+    from .compiler import TailCallRunner
 
 _u64 = ctypes.c_uint64
 _ENTRY = ctypes.CFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
@@ -41,9 +45,10 @@ _CONTEXT_WORDS = CONTEXT_SIZE // 8
 _ERROR, _ERROR_PC, _REPEAT, _MEM_START, _MEM_END, _HANDLE = (
     int(f) // 8 for f in (Ctx.ERROR, Ctx.ERROR_PC, Ctx.REPEAT, Ctx.MEM_START, Ctx.MEM_END, Ctx.HANDLE)
 )
-_STACK_START, _STACK_END, _STACK_LIMIT, _HELPERS = (
-    int(f) // 8 for f in (Ctx.STACK_START, Ctx.STACK_END, Ctx.STACK_LIMIT, Ctx.HELPERS)
+_STACK_START, _STACK_END, _STACK_LIMIT, _HELPERS, _LOOKUP_FALLBACK = (
+    int(f) // 8 for f in (Ctx.STACK_START, Ctx.STACK_END, Ctx.STACK_LIMIT, Ctx.HELPERS, Ctx.LOOKUP_FALLBACK)
 )
+_MAP_LOOKUP_ELEM = 1
 
 
 @functools.cache
@@ -149,10 +154,19 @@ def called_helper_ids(native: NativeCode) -> frozenset[int] | None:
 
 
 class NativeProgram(CompiledProgram):
-    """Machine code for the host, run in this process through ctypes."""
+    """Machine code for the host, run in this process through ctypes.
+
+    Map values and global data (``prog.memory``) are plain host memory the
+    code addresses directly; helpers reach them through the accessor.
+    ``tail_calls`` (set by :func:`jit.compile` for programs that may tail
+    call) runs each call through :func:`jit.linux_helpers.run_with_tail_calls`.
+    """
+
+    tail_calls: TailCallRunner | None = None
 
     def __init__(self, native: NativeCode, helpers: dict[int, Helper], keepalive: Mapping[int, object] | None = None):
         super().__init__(native, helpers)
+        self._blocks = block_regions(self.prog.memory)
         self._keepalive = dict(keepalive or {})  # ctypes function objects behind native helpers
         self._context = (_u64 * _CONTEXT_WORDS)()
         self._context_address = ctypes.addressof(self._context)
@@ -166,6 +180,9 @@ class NativeProgram(CompiledProgram):
         self._context[_STACK_LIMIT] = stack + STACK_SIZE  # lowest R10 of the deepest frame
         self._addr, size = map_code(native.code)
         self._entry = _ENTRY(self._addr + native.entry)
+        if "map_lookup" in native.labels:  # array-map fast path (backends.base)
+            self._context[_LOOKUP_FALLBACK] = self._context[_HELPERS + _MAP_LOOKUP_ELEM]
+            self._context[_HELPERS + _MAP_LOOKUP_ELEM] = self._addr + native.labels["map_lookup"]
         self._finalizer = weakref.finalize(self, _unmap, self._addr, size)
 
     def _fill_helper_table(self) -> bool:
@@ -193,6 +210,12 @@ class NativeProgram(CompiledProgram):
         self._finalizer()
 
     def run_many(self, mem: Mem, n: int) -> int:
+        if self.tail_calls is not None:
+            return self.tail_calls.run_many(self, mem, n)
+        return self.run_direct(mem, n)
+
+    def run_direct(self, mem: Mem, n: int) -> int:
+        """:meth:`run_many` without following tail calls (one native batch)."""
         if self.closed:
             raise BpfError(f"program {self.prog.name!r} has been closed; compile it again to run it")
         if type(n) is not int or n < 1:
@@ -225,7 +248,8 @@ class NativeProgram(CompiledProgram):
         run = None
         if self._python_helpers:
             stack = ctypes.addressof(self._stack)
-            run = _Run(self, [Region("mem", address, address + size), Region("stack", stack, stack + STACK_BYTES)])
+            regions = [Region("mem", address, address + size), Region("stack", stack, stack + STACK_BYTES)]
+            run = _Run(self, regions + self._blocks)
             ctx[_HANDLE] = id(run)  # the dispatcher finds ``run`` through it; run stays alive until we return
         try:
             r0 = self._entry(address, size, self._context_address)
