@@ -61,6 +61,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from jit.isa import MAX_CALL_DEPTH, STACK_SIZE
@@ -82,6 +83,10 @@ class Ctx(enum.IntEnum):
     STACK_END = 72
     HANDLE = 80  # opaque id of the Python run state, read by the dispatcher
     LOOKUP_FALLBACK = 88  # helper 1 for lookups the array-map stub does not serve
+    FAULT_ADDR = 96  # address of the access whose bounds check failed
+    CHECK_MEM_START = 104  # input buffer for bounds checks: start (all ones when empty)
+    CHECK_MEM_LAST = 112  # ... and end - 8 (0 when empty); set by the prologue
+    STACK_LAST = 120  # BPF stack end - 8; set by the prologue
     HELPERS = 128  # HELPER_SLOTS function pointers, indexed by helper id
 
 
@@ -100,6 +105,17 @@ class ErrorCode(enum.IntEnum):
     BAD_CALLX = 6  # callx with an id outside the helper table
 
 
+class Check(enum.IntFlag):
+    """Where a run-time bounds check lets one access land (``[addr, addr+size)``
+    inside one of these; atomics must also be naturally aligned)."""
+
+    MEM = 1  # the input buffer
+    FRAME = 2  # the current stack frame [R10 - 512, R10)
+    STACK = 4  # every active stack frame [R10 - 512, stack end)
+    BLOCKS = 8  # the program's host memory blocks (prog.memory); stores: writable ones only
+    ANY = MEM | STACK | BLOCKS
+
+
 @dataclass(frozen=True)
 class CodegenOptions:
     """Choices that change the generated code."""
@@ -108,6 +124,9 @@ class CodegenOptions:
     max_steps: int | None = None  # count back-edges and calls when set
     bounds_check: bool | str = False  # False | True | "auto" (issue 7)
     array_maps: tuple[int, ...] = ()  # descriptor addresses the map-lookup stub serves
+    # Run-time bounds checks: slot -> where the access may land (jit.safety
+    # plans them from bounds_check and the verifier's result).
+    checks: Mapping[int, Check] = field(default_factory=dict, hash=False)
 
 
 @dataclass
@@ -127,6 +146,13 @@ class NativeCode:
     # Named native offsets of code that belongs to no instruction (prologue,
     # epilogue, error stubs), for listings; optional.
     labels: dict[str, int] = field(default_factory=dict)
+    # The run-time bounds checks emitted: slot -> allowed regions (issue 7).
+    checks: Mapping[int, Check] = field(default_factory=dict)
+
+    @property
+    def checked(self) -> frozenset[int]:
+        """Slots of the accesses that got a run-time bounds check."""
+        return frozenset(self.checks)
 
     def pc_at(self, native_offset: int) -> int | None:
         """The BPF slot whose code contains ``native_offset`` (None outside it)."""
