@@ -1,6 +1,7 @@
 """The ``bpfjit`` command line.
 
-    bpfjit run PROGRAM [--mem FILE] [--engine NAME] [--repeat N]
+    bpfjit run PROGRAM [--mem FILE] [--engine NAME | --arch ARCH] [--repeat N] [--section NAME] [--dump-maps]
+    bpfjit sections FILE.o                 programs and maps of a clang-built ELF object
     bpfjit disasm PROGRAM [--native ARCH]
     bpfjit asm FILE.s -o FILE.bin
     bpfjit conformance [DIR] [--engine NAME ...]
@@ -8,7 +9,8 @@
     bpfjit fuzz [--count N] [--seed S]     random programs on every engine
     bpfjit bench [...]                     (see ``bpfjit bench --help``)
 
-PROGRAM is raw bytecode (.bin), assembly (.s/.asm) or a conformance test (.data).
+PROGRAM is raw bytecode (.bin), assembly (.s/.asm), a conformance test (.data)
+or an ELF object built with ``clang -target bpf`` (``--section`` picks the program).
 Every failure the library reports is printed as one clear line with exit status 1.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 from .engines import Engine, engines
 from .errors import BpfError
 from .loader import load_program
+from .program import Program
 
 
 def _engine(name: str) -> Engine:
@@ -36,9 +39,19 @@ def _read_mem(path: str | None) -> bytearray | None:
     return bytearray(Path(path).read_bytes()) if path else None
 
 
+def _run_engine(args: argparse.Namespace) -> Engine:
+    """``--engine``, or the engine ``--arch`` means here (native on the host, else emulated)."""
+    if args.arch is None:
+        return _engine(args.engine or (engines()[1].name if len(engines()) > 1 else "interpreter"))
+    by_arch = next(e for e in engines() if e.arch == args.arch and (e.name == args.arch or e.emulated))
+    if args.engine is not None and args.engine != by_arch.name:
+        raise SystemExit(f"bpfjit: --arch {args.arch} runs on {by_arch.name}, not --engine {args.engine}")
+    return by_arch
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    prog = load_program(args.program)
-    engine = _engine(args.engine)
+    prog = load_program(args.program, args.section)
+    engine = _run_engine(args)
     options = {"max_steps": args.max_steps} if args.max_steps else {}
     run = engine.prepare(prog, **options)
     mem = _read_mem(args.mem)
@@ -54,6 +67,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{args.repeat} runs on {engine.name}: {elapsed / args.repeat * 1e9:.0f} ns per run", file=sys.stderr)
     if args.mem and args.write_mem and mem is not None:
         Path(args.mem).write_bytes(mem)
+    if args.dump_maps:
+        _print_maps(prog)
+    return 0
+
+
+def _print_maps(prog: Program) -> None:
+    """Every map's entries as hex (arrays over 64 entries: the non-zero ones)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .maps import ArrayMap, ProgArrayMap
+
+    console = Console()
+    if not prog.maps:
+        console.print("no maps")
+    for name, table in prog.maps.items():
+        console.print(f"map {name}: {type(table).__name__}, {len(table)} entries", markup=False, highlight=False)
+        out = Table()
+        out.add_column("key")
+        out.add_column("value")
+        hidden = 0
+        for key, value in table.items():
+            if isinstance(table, ProgArrayMap):
+                out.add_row(key.hex(), f"program {value.name!r}")
+            elif isinstance(table, ArrayMap) and table.max_entries > 64 and not any(value):
+                hidden += 1
+            else:
+                out.add_row(key.hex(), value.hex())
+        if hidden:
+            out.caption = f"{hidden} all-zero entries not shown"
+        console.print(out)
+
+
+def cmd_sections(args: argparse.Namespace) -> int:
+    from .elf import format_sections
+
+    print(format_sections(args.file))
     return 0
 
 
@@ -183,11 +233,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("program", help="bytecode (.bin), assembly (.s) or conformance test (.data)")
     run.add_argument("--mem", help="file holding the input buffer (R1/R2)")
     run.add_argument("--write-mem", action="store_true", help="write the buffer back to --mem afterwards")
-    run.add_argument("--engine", default=engines()[1].name if len(engines()) > 1 else "interpreter")
+    run.add_argument("--engine", help="engine name (default: native code for this host)")
+    run.add_argument("--arch", choices=["x86_64", "arm64"], help="shortcut: native on this host, else emulated")
+    run.add_argument("--section", help="program section of an ELF object")
+    run.add_argument("--dump-maps", action="store_true", help="print every map's entries afterwards")
     run.add_argument("--repeat", type=int, default=1, help="run N times (native batch loop where available)")
     run.add_argument("--max-steps", type=int, help="stop runaway programs after this budget")
     run.add_argument("--hex", action="store_true", help="print R0 in hex")
     run.set_defaults(func=cmd_run)
+
+    sections = sub.add_parser("sections", help="list the programs and maps of an ELF object")
+    sections.add_argument("file", help="object built with clang -target bpf")
+    sections.set_defaults(func=cmd_sections)
 
     dis = sub.add_parser("disasm", help="disassemble a program (BPF, or native with --native ARCH)")
     dis.add_argument("program")
