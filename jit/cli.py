@@ -55,6 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = {"max_steps": args.max_steps} if args.max_steps else {}
     run = engine.prepare(prog, **options)
     mem = _read_mem(args.mem)
+    traced = len(prog.trace_log)
     started = time.perf_counter()
     if args.repeat > 1 and hasattr(run, "run_many"):
         r0 = run.run_many(mem, args.repeat)
@@ -67,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{args.repeat} runs on {engine.name}: {elapsed / args.repeat * 1e9:.0f} ns per run", file=sys.stderr)
     if args.mem and args.write_mem and mem is not None:
         Path(args.mem).write_bytes(mem)
+    for line in prog.trace_log[traced:]:  # bpf_trace_printk output
+        print(f"trace: {line}", end="" if line.endswith("\n") else "\n", file=sys.stderr)
     if args.dump_maps:
         _print_maps(prog)
     return 0
@@ -86,7 +89,7 @@ def _print_maps(prog: Program) -> None:
         console.print(f"map {name}: {type(table).__name__}, {len(table)} entries", markup=False, highlight=False)
         out = Table()
         out.add_column("key")
-        out.add_column("value")
+        out.add_column("value", overflow="fold")  # hex is never cut short
         hidden = 0
         for key, value in table.items():
             if isinstance(table, ProgArrayMap):
