@@ -27,6 +27,16 @@ Layout: the prologue, epilogue, abort path, the array-map lookup stub (when
 the program has array maps, see backends.base) and error stubs come first (so a
 native offset there maps to no BPF instruction), then one label ``L<i>`` per
 instruction, then the stub that reports falling off the end.
+
+Run-time bounds checks (``CodegenOptions.checks``, planned by :mod:`jit.safety`;
+the same tests as the x86-64 backend's): x11 = address, x12 = address + size
+- 8, then per allowed region the input buffer (``ctx->check_mem_start`` and
+``ctx->check_mem_last``, set by the prologue), the current frame (``x11 -
+(R10 - 512) <= 512 - size``, unsigned), the active frames (``R10 - 512 <=
+x11``, ``x12 <= ctx->stack_last``), the host memory blocks (a shared routine
+entered with ``bl``, x30 parked in x10, answering in x9). An atomic must also
+be naturally aligned. A failure stores x11 in ``ctx->fault_addr`` and reports
+MEMORY.
 """
 
 from __future__ import annotations
@@ -34,12 +44,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from jit import safety
 from jit.errors import CompileError
 from jit.isa import STACK_SIZE, Form
 from jit.maps import Desc
 from jit.program import Instruction, Program, check_control_flow
 
-from .base import HELPER_SLOTS, STACK_BYTES, Backend, CodegenOptions, Ctx, ErrorCode, NativeCode
+from .base import HELPER_SLOTS, STACK_BYTES, Backend, Check, CodegenOptions, Ctx, ErrorCode, NativeCode
 
 # --- register map ----------------------------------------------------------------
 _BPF_REGS = (7, 0, 1, 2, 3, 4, 19, 20, 21, 22, 25)  # x-register number of R0..R10
@@ -77,6 +88,7 @@ STUB_LABELS = {
     "fell_off": "fell_off",
 }
 LOOKUP_LABEL = "map_lookup"  # the array-map lookup stub, when emitted (see backends.base)
+CHECKS_LABEL = "bounds_checks"  # fault stubs and block routines of bounds checks, when emitted
 
 INVERT = {"eq": "ne", "ne": "eq", "hi": "ls", "ls": "hi", "hs": "lo", "lo": "hs"}
 INVERT.update({"gt": "le", "le": "gt", "ge": "lt", "lt": "ge", "mi": "pl", "pl": "mi", "cs": "cc", "cc": "cs"})
@@ -193,6 +205,8 @@ class _Emitter:
         self.items: list[str | Branch] = []
         self.branches: list[Branch] = []
         self.stubs: dict[tuple[ErrorCode, int], str] = {}
+        self.faults: dict[int, str] = {}  # slot -> stub recording a failed bounds check
+        self.block_routines: dict[bool, str] = {}  # for stores? -> routine label
         self.temps = 0
         self.labels: dict[str, int] = {}  # native offset of every label, once resolved
 
@@ -495,11 +509,13 @@ class _Emitter:
         return scaled, f"[{base}, x{SCRATCH[0]}]"
 
     def load(self, pc: int, insn: Instruction) -> None:
+        self.check_access(pc, insn)
         mnemonics = _MEM[insn.op, insn.spec.size]
         op, operand = self.address(X[insn.src], insn.off, insn.spec.size, mnemonics)
         self.emit(f"{op} {_reg(_BPF_REGS[insn.dst], mnemonics[2])}, {operand}")
 
     def store(self, pc: int, insn: Instruction) -> None:
+        self.check_access(pc, insn)
         size = insn.spec.size
         mnemonics = _MEM[insn.op, size]
         bits = mnemonics[2]
@@ -515,6 +531,7 @@ class _Emitter:
 
     def atomic(self, pc: int, insn: Instruction) -> None:
         """An exclusive load/store retry loop (keystone rejects the LSE atomics)."""
+        self.check_access(pc, insn)
         bits, op = insn.spec.bits, insn.op
         addr = X[insn.dst]
         if insn.off:
@@ -564,6 +581,79 @@ class _Emitter:
         if swap:
             self.emit(f"{swap} {W[0]}, {W[0]}")
 
+    # --- run-time bounds checks (issue 7; see the module docstring) ------------------------------
+    def check_setup(self) -> None:
+        """At entry: the check bounds of the input buffer (all ones and 0 when it
+        is empty, so nothing fits in) and of the stack."""
+        self.emit(f"ldr x9, [{CTX}, #{Ctx.MEM_START}]", f"ldr x10, [{CTX}, #{Ctx.MEM_END}]", "cmp x9, x10")
+        self.emit("csinv x9, x9, xzr, lo", "mov x11, #8", "csel x10, x10, x11, lo", "sub x10, x10, #8")
+        self.emit(f"str x9, [{CTX}, #{Ctx.CHECK_MEM_START}]", f"str x10, [{CTX}, #{Ctx.CHECK_MEM_LAST}]")
+        self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_END}]", "sub x9, x9, #8", f"str x9, [{CTX}, #{Ctx.STACK_LAST}]")
+
+    def check_access(self, pc: int, insn: Instruction) -> None:
+        """The bounds check of the access at ``pc``, when one is planned."""
+        allowed = self.options.checks.get(pc)
+        if not allowed:
+            return
+        size, base = insn.spec.size, safety.base_register(insn)
+        ok = self.fresh()
+        fault = self.faults.setdefault(pc, f"M{pc}")
+        self.add_imm("x11", X[base], insn.off, 64, SCRATCH[0])
+        self.emit(f"sub x12, x11, #{8 - size}" if size < 8 else "mov x12, x11")
+        if insn.spec.form is Form.ATOMIC:
+            self.emit(f"tst x11, #{size - 1}")
+            self.branch("b.ne", fault)
+        for region in safety.check_order(allowed, base):
+            skip = self.fresh()
+            if region is Check.MEM:
+                self.emit(f"ldr x9, [{CTX}, #{Ctx.CHECK_MEM_START}]", "cmp x11, x9")
+                self.branch("b.lo", skip)
+                self.emit(f"ldr x9, [{CTX}, #{Ctx.CHECK_MEM_LAST}]", "cmp x12, x9")
+                self.branch("b.ls", ok)
+            elif region is Check.FRAME:
+                self.emit(f"sub x10, x11, {X[10]}", f"add x10, x10, #{STACK_SIZE}", f"cmp x10, #{STACK_SIZE - size}")
+                self.branch("b.ls", ok)
+            elif region is Check.STACK:
+                self.emit(f"sub x10, {X[10]}, #{STACK_SIZE}", "cmp x11, x10")
+                self.branch("b.lo", skip)
+                self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_LAST}]", "cmp x12, x9")
+                self.branch("b.ls", ok)
+            elif region is Check.BLOCKS and safety.program_blocks(self.prog, write := safety.writes(insn)):
+                routine = self.block_routines.setdefault(write, f"blocks_{'w' if write else 'r'}")
+                self.emit("mov x10, x30")
+                self.branch("bl", routine)
+                self.emit("mov x30, x10")
+                self.branch("cbnz", ok, "x9")
+            self.label(skip)
+        self.branch("b", fault)
+        self.label(ok)
+
+    def check_stubs(self) -> None:
+        """Fault stubs (record the address, report MEMORY) and the block routines:
+        x9 = 1 when [x11, x12 + 8) lies in one block, else 0."""
+        if not self.faults:
+            return
+        self.label(CHECKS_LABEL)
+        for pc, label in self.faults.items():
+            self.label(label)
+            self.emit(f"str x11, [{CTX}, #{Ctx.FAULT_ADDR}]")
+            self.fail("b", ErrorCode.MEMORY, pc)
+        for write, routine in self.block_routines.items():
+            found = f"{routine}_found"
+            self.label(routine)
+            for block in safety.program_blocks(self.prog, write):
+                skip = self.fresh()
+                self.mov_imm(SCRATCH[0], block.address)
+                self.emit("cmp x11, x9")
+                self.branch("b.lo", skip)
+                self.mov_imm(SCRATCH[0], block.end - 8)
+                self.emit("cmp x12, x9")
+                self.branch("b.ls", found)
+                self.label(skip)
+            self.emit("mov x9, #0", "ret")
+            self.label(found)
+            self.emit("mov x9, #1", "ret")
+
     # --- fixed code around the program ------------------------------------------------------------
     def prologue(self) -> list[str | Branch]:
         """Entry, batch loop, epilogue, abort path and the error stubs."""
@@ -580,6 +670,8 @@ class _Emitter:
             "mov x9, sp",
             f"str x9, [{CTX}, #{Ctx.SAVED_SP}]",
         )
+        if self.options.checks:
+            self.check_setup()
         self.label("batch")  # every run: zeroed BPF stack, fresh registers and step budget
         self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_START}]", f"mov x10, #{STACK_BYTES // 16}")
         self.label("zero")
@@ -615,6 +707,7 @@ class _Emitter:
         )
         self.branch("b", STUB_LABELS["epilogue"])
         self.map_lookup_stub()
+        self.check_stubs()
         self.label(STUB_LABELS["error_stubs"])
         for (code, pc), stub in self.stubs.items():
             self.label(stub)
@@ -683,10 +776,6 @@ class Arm64Backend(Backend):
         self._ks = None  # keystone instance, made on first use
 
     def _emitter(self, prog: Program, options: CodegenOptions) -> _Emitter:
-        if options.bounds_check is not False:
-            raise CompileError(
-                f"bounds_check={options.bounds_check!r} is not supported yet by the arm64 backend (use False)"
-            )
         if options.max_steps is not None and not 0 <= options.max_steps < 1 << 63:
             raise CompileError(f"max_steps must be an int in 0..2**63-1, not {options.max_steps!r}")
         check_control_flow(prog)
@@ -712,7 +801,12 @@ class Arm64Backend(Backend):
         labels = {name: emitter.labels[label] for name, label in STUB_LABELS.items()}
         if LOOKUP_LABEL in emitter.labels:
             labels["map_lookup"] = emitter.labels[LOOKUP_LABEL]
-        return NativeCode(self.arch, encoding[:size], offsets, labels["prologue"], prog, text, labels=labels)
+        if CHECKS_LABEL in emitter.labels:
+            labels["bounds_checks"] = emitter.labels[CHECKS_LABEL]
+        checks = safety.emitted_checks(prog, options.checks)
+        return NativeCode(
+            self.arch, encoding[:size], offsets, labels["prologue"], prog, text, labels=labels, checks=checks
+        )
 
     def _assemble(self, prog: Program, text: str) -> bytes:
         from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN, Ks, KsError

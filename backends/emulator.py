@@ -58,6 +58,7 @@ from jit.errors import ExecutionError, HelperError, StepLimitError
 from jit.helpers import Helper
 from jit.isa import STACK_SIZE, Form
 from jit.runtime import CompiledProgram, Mem, Region, RegionAccessor, block_regions, execution_error, writable_buffer
+from jit.safety import fault_detail
 
 from .base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
 
@@ -406,6 +407,9 @@ class EmulatedProgram(CompiledProgram):
                 detail = str(cause)
             elif cause is not None:
                 detail = f"{self._helper_name} raised {type(cause).__name__}: {cause}"
+            elif error == ErrorCode.MEMORY:  # a bounds check of the generated code failed
+                (address,) = _U64.unpack(uc.mem_read(CTX_BASE + Ctx.FAULT_ADDR, 8))
+                detail = fault_detail(self.native, error_pc, address)
             raise execution_error(error, error_pc, self.prog, detail) from cause
         return uc.reg_read(self.machine.result)
 

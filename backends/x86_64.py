@@ -31,7 +31,18 @@ every run: each execution of a jump to its own slot or earlier (taken or not)
 and each local call costs one; StepLimitError when it would go negative.
 ``callx`` takes the helper id from a register: an id outside the table raises
 BAD_CALLX, an empty (zero) table slot raises HELPER, both without calling out.
-``bounds_check`` must be False for now (run-time checks arrive with issue 7).
+
+Run-time bounds checks (``CodegenOptions.checks``, planned by :mod:`jit.safety`):
+before a checked load, store or atomic, r11 = address and r10 = address +
+size - 8, then one test per allowed region, cheapest first: the input buffer
+(``ctx->check_mem_start <= r11`` and ``r10 <= ctx->check_mem_last``), the
+current frame (``r11 - (R10 - 512) <= 512 - size``, unsigned), the active
+frames (``R10 - 512 <= r11``, ``r10 <= ctx->stack_last``), the program's host
+memory blocks (a shared routine comparing with their addresses, which are
+the same on every engine; stores see only writable blocks). The ``- 8`` form
+never wraps around (every region starts at 8 or above; the prologue gives an
+empty buffer bounds nothing fits in). An atomic must also be naturally
+aligned. A failure stores r11 in ``ctx->fault_addr`` and reports MEMORY.
 """
 
 from __future__ import annotations
@@ -39,12 +50,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jit import safety
 from jit.errors import CompileError
 from jit.isa import JMP_OPERATIONS, STACK_SIZE, Form
 from jit.maps import Desc
 from jit.program import Instruction, Program
 
-from .base import HELPER_SLOTS, STACK_BYTES, Backend, CodegenOptions, Ctx, ErrorCode, NativeCode
+from .base import HELPER_SLOTS, STACK_BYTES, Backend, Check, CodegenOptions, Ctx, ErrorCode, NativeCode
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,7 @@ STUB_LABELS = {
     "exit0": ".Lexit0",
 }
 LOOKUP_LABEL = ".Lmap_lookup"  # the array-map lookup stub, when emitted
+CHECKS_LABEL = ".Lbounds_checks"  # fault stubs and block routines of bounds checks, when emitted
 
 
 def _ctx(field: Ctx) -> str:
@@ -149,6 +162,8 @@ class _Emitter:
         self.options = options
         self.lines: list[str] = []
         self.sites: dict[tuple[ErrorCode, int], str] = {}
+        self.faults: dict[int, str] = {}  # slot -> stub recording a failed bounds check
+        self.block_routines: dict[bool, str] = {}  # for stores? -> routine label
         self.lower: dict[str, Callable[[int, Instruction], None]] = {
             **dict.fromkeys(_ALU, self._alu),
             **dict.fromkeys(_SHIFTS, self._shift),
@@ -183,6 +198,7 @@ class _Emitter:
         self.emit(f"{STUB_LABELS['fell_off']}:", f"jmp {self.site(ErrorCode.FELL_OFF, self.prog.pcs[-1])}")
         self._stubs()
         self._map_lookup_stub()
+        self._check_stubs()
         return "\n".join(self.lines) + "\n"
 
     def emit(self, *lines: str) -> None:
@@ -203,6 +219,8 @@ class _Emitter:
         # 8 bytes align rsp to 16 (entry rsp = 8 mod 16, 8 pushes above).
         self.emit(f"push {RDI.q}", f"push {RSI.q}", "sub rsp, 8")
         self.emit(f"mov {CONTEXT.q}, {RDX.q}", f"mov {_ctx(Ctx.SAVED_SP)}, rsp")
+        if self.options.checks:
+            self._check_setup()
         self.emit(f"{repeat}:")
         # Every run starts with a zeroed BPF stack (rep stosq: rdi, rcx, rax).
         self.emit(f"mov {RDI.q}, {_ctx(Ctx.STACK_START)}", f"mov {RCX.d}, {STACK_BYTES // 8}")
@@ -451,6 +469,7 @@ class _Emitter:
             self.emit(f"movabs {dst.q}, {_signed(value, 64)}")
 
     def _load(self, pc: int, insn: Instruction) -> None:
+        self._check_access(pc, insn)
         size, dst = insn.spec.size, REGS[insn.dst]
         source = _mem(REGS[insn.src].q, insn.off, size)
         if insn.op == "ldxs":
@@ -461,6 +480,7 @@ class _Emitter:
             self.emit(f"mov {dst.part(size)}, {source}")
 
     def _store(self, pc: int, insn: Instruction) -> None:
+        self._check_access(pc, insn)
         size = insn.spec.size
         target = _mem(REGS[insn.dst].q, insn.off, size)
         if insn.spec.form is Form.STORE_K:
@@ -470,6 +490,7 @@ class _Emitter:
         self.emit(f"mov {target}, {value}")
 
     def _atomic(self, pc: int, insn: Instruction) -> None:
+        self._check_access(pc, insn)
         size, op = insn.spec.size, insn.op
         bits = size * 8
         target = _mem(REGS[insn.dst].q, insn.off, size)
@@ -500,6 +521,70 @@ class _Emitter:
         self.emit(f"lock cmpxchg {_mem(address.q, 0, bits // 8)}, {new.sized(bits)}", f"jne {loop}")
         if insn.src != 0:  # src gets the old value; R0 is restored
             self.emit(f"mov {REGS[insn.src].sized(bits)}, {RAX.sized(bits)}", f"mov {RAX.q}, {saved_r0.q}")
+
+    # -- run-time bounds checks (issue 7; see the module docstring) -------------
+
+    def _check_setup(self) -> None:
+        """At entry: the check bounds of the input buffer and of the stack."""
+        start, last = SCRATCH[0], SCRATCH[1]
+        nonempty = ".Lcheck_mem"
+        self.emit(f"mov {start.q}, {_ctx(Ctx.MEM_START)}", f"mov {last.q}, {_ctx(Ctx.MEM_END)}")
+        self.emit(f"cmp {start.q}, {last.q}", f"jb {nonempty}")
+        self.emit(f"mov {start.q}, -1", f"mov {last.d}, 8")  # empty: bounds no access fits in
+        self.emit(f"{nonempty}:", f"sub {last.q}, 8")
+        self.emit(f"mov {_ctx(Ctx.CHECK_MEM_START)}, {start.q}", f"mov {_ctx(Ctx.CHECK_MEM_LAST)}, {last.q}")
+        self.emit(f"mov {last.q}, {_ctx(Ctx.STACK_END)}", f"sub {last.q}, 8", f"mov {_ctx(Ctx.STACK_LAST)}, {last.q}")
+
+    def _check_access(self, pc: int, insn: Instruction) -> None:
+        """The bounds check of the access at ``pc``, when one is planned."""
+        allowed = self.options.checks.get(pc)
+        if not allowed:
+            return
+        size, base = insn.spec.size, safety.base_register(insn)
+        addr, last, temp = SCRATCH
+        ok = f".L{pc}_ok"
+        fault = self.faults.setdefault(pc, f".Lf{pc}")
+        self.site(ErrorCode.MEMORY, pc)
+        self.emit(f"lea {addr.q}, [{REGS[base].q}{insn.off:+d}]", f"lea {last.q}, [{addr.q}{size - 8:+d}]")
+        if insn.spec.form is Form.ATOMIC:
+            self.emit(f"test {addr.d}, {size - 1}", f"jnz {fault}")
+        for index, region in enumerate(safety.check_order(allowed, base)):
+            skip = f".L{pc}_r{index}"
+            if region is Check.MEM:
+                self.emit(f"cmp {addr.q}, {_ctx(Ctx.CHECK_MEM_START)}", f"jb {skip}")
+                self.emit(f"cmp {last.q}, {_ctx(Ctx.CHECK_MEM_LAST)}", f"jbe {ok}")
+            elif region is Check.FRAME:
+                self.emit(f"lea {temp.q}, [{addr.q}+{STACK_SIZE}]", f"sub {temp.q}, {REGS[10].q}")
+                self.emit(f"cmp {temp.q}, {STACK_SIZE - size}", f"jbe {ok}")
+            elif region is Check.STACK:
+                self.emit(f"lea {temp.q}, [{REGS[10].q}-{STACK_SIZE}]", f"cmp {addr.q}, {temp.q}", f"jb {skip}")
+                self.emit(f"cmp {last.q}, {_ctx(Ctx.STACK_LAST)}", f"jbe {ok}")
+            elif region is Check.BLOCKS and safety.program_blocks(self.prog, write := safety.writes(insn)):
+                routine = self.block_routines.setdefault(write, f".Lblocks_{'w' if write else 'r'}")
+                self.emit(f"call {routine}", f"test {temp.d}, {temp.d}", f"jnz {ok}")
+            self.emit(f"{skip}:")
+        self.emit(f"jmp {fault}", f"{ok}:")
+
+    def _check_stubs(self) -> None:
+        """Fault stubs (record the address, report MEMORY) and the block routines:
+        r9 = 1 when [r11, r10 + 8) lies in one block, else 0."""
+        if not self.faults:
+            return
+        self.emit(f"{CHECKS_LABEL}:")
+        for pc, label in self.faults.items():
+            self.emit(
+                f"{label}:", f"mov {_ctx(Ctx.FAULT_ADDR)}, {SCRATCH[0].q}", f"jmp {self.site(ErrorCode.MEMORY, pc)}"
+            )
+        addr, last, temp = SCRATCH
+        for write, routine in self.block_routines.items():
+            found = f"{routine}_found"
+            self.emit(f"{routine}:")
+            for index, block in enumerate(safety.program_blocks(self.prog, write)):
+                skip = f"{routine}_{index}"
+                self.emit(f"movabs {temp.q}, {_signed(block.address, 64)}", f"cmp {addr.q}, {temp.q}", f"jb {skip}")
+                self.emit(f"movabs {temp.q}, {_signed(block.end - 8, 64)}", f"cmp {last.q}, {temp.q}", f"jbe {found}")
+                self.emit(f"{skip}:")
+            self.emit(f"xor {temp.d}, {temp.d}", "ret", f"{found}:", f"mov {temp.d}, 1", "ret")
 
     def _ldpacket(self, pc: int, insn: Instruction) -> None:
         """Legacy packet load: R0 = big-endian [R6 (+ src) + imm] within the input
@@ -534,17 +619,16 @@ class X86_64Backend(Backend):
     bpf_registers = tuple(reg.q for reg in REGS)
 
     def generate(self, prog: Program, options: CodegenOptions) -> str:
-        if options.bounds_check is not False:
-            raise CompileError(
-                f"bounds_check={options.bounds_check!r} is not supported yet by the x86_64 backend (use False)"
-            )
         if options.max_steps is not None and not 0 <= options.max_steps < 1 << 63:
             raise CompileError(f"max_steps must be an int in 0..2**63-1, not {options.max_steps!r}")
         return _Emitter(prog, options).generate()
 
     def compile(self, prog: Program, options: CodegenOptions) -> NativeCode:
         text = self.generate(prog, options)
-        stubs = {**STUB_LABELS, "map_lookup": LOOKUP_LABEL} if options.array_maps else STUB_LABELS
+        stubs = {**STUB_LABELS, "map_lookup": LOOKUP_LABEL} if options.array_maps else dict(STUB_LABELS)
+        checks = safety.emitted_checks(prog, options.checks)
+        if checks:
+            stubs["bounds_checks"] = CHECKS_LABEL
         names = [_label(pc) for pc in prog.pcs] + list(stubs.values())
         table = "".join(f".quad {', '.join(names[i : i + 64])}\n" for i in range(0, len(names), 64))
         code = assemble(text + table)
@@ -553,7 +637,14 @@ class X86_64Backend(Backend):
         count = len(prog.pcs)
         labels = dict(zip(stubs, offsets[count:]))
         return NativeCode(
-            self.arch, code[:split], tuple(offsets[:count]), labels["prologue"], prog, text, labels=labels
+            self.arch,
+            code[:split],
+            tuple(offsets[:count]),
+            labels["prologue"],
+            prog,
+            text,
+            labels=labels,
+            checks=checks,
         )
 
 

@@ -18,6 +18,7 @@ tail calls, compiling each target once with the same options and helpers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from .engines import host_arch
 from .errors import CompileError
@@ -38,23 +39,45 @@ def compile(
     *,
     section: str | None = None,
     max_steps: int | None = None,
-    bounds_check: bool | str = False,
+    bounds_check: bool | str = "auto",
+    verify: bool = True,
     fast_lookup: bool = True,
 ) -> CompiledProgram:
     """Compile ``prog`` for ``arch`` (None: this host) into ``fn(mem=None) -> R0``.
 
     ``helpers`` maps helper ids to Python callables or native function
     addresses, on top of the default helpers. ``emulate=True`` (or a foreign
-    ``arch``) runs the code under unicorn. ``max_steps`` bounds the number of
-    back-edges and local calls of one run (StepLimitError when exceeded).
-    ``bounds_check`` must be False for now. ``section`` picks the program of
+    ``arch``) runs the code under unicorn. ``section`` picks the program of
     an ELF object; ``fast_lookup=False`` sends array-map lookups through the
     Python helper too (for comparison).
+
+    Safety (issue 7). The static verifier (:func:`jit.verifier.analyze`, with
+    these helpers) runs first: a definite violation raises VerifierError.
+    ``bounds_check`` then decides the run-time checks (:mod:`jit.safety`):
+    ``"auto"`` checks exactly the loads, stores and atomics the verifier could
+    not prove safe, True checks every one, False none (trusting the program,
+    as peer JITs do; for benchmarking). A failed check raises
+    MemoryAccessError naming the instruction and the address.
+    ``verify=False`` skips the verifier: ``"auto"`` then checks every access
+    like True, and ``bounds_check=False, verify=False`` runs the program
+    unchecked, where a bad pointer can crash the process (never use it on
+    untrusted programs). ``fn.verification`` keeps the verifier's result and
+    ``fn.native.checked`` the slots that got a check.
+
+    ``max_steps`` bounds one run: native code counts back-edges (jumps to the
+    same or an earlier slot, taken or not) and local calls, and raises
+    StepLimitError naming the jump or call that exhausted the budget; the
+    interpreter (``jit.interpret(max_steps=)``) counts every executed
+    instruction instead, so the same budget stops native code much later.
     """
     # backends imports jit.errors, which imports this package: import it here, not at the top.
     from backends import architectures, get_backend
     from backends.base import CodegenOptions
 
+    from .safety import plan_checks, validate_mode
+    from .verifier import analyze
+
+    validate_mode(bounds_check)
     program = load_program(prog, section)
     check_control_flow(program)
     host = host_arch()
@@ -73,14 +96,19 @@ def compile(
 
     def build(target: Program) -> CompiledProgram:
         check_control_flow(target)
-        native = backend.compile(target, options)
+        verification = analyze(target, helpers=resolved) if verify else None
+        checks = plan_checks(target, bounds_check, verification)
+        native = backend.compile(target, replace(options, checks=checks))
         if arch == host and not emulate:
             from .native import NativeProgram
 
-            return NativeProgram(native, resolved, keepalive=helpers)
-        from backends.emulator import EmulatedProgram
+            compiled: CompiledProgram = NativeProgram(native, resolved, keepalive=helpers)
+        else:
+            from backends.emulator import EmulatedProgram
 
-        return EmulatedProgram(native, resolved, max_steps=max_steps)
+            compiled = EmulatedProgram(native, resolved, max_steps=max_steps)
+        compiled.verification = verification
+        return compiled
 
     fn = build(program)
     if _may_tail_call(program):

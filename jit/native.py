@@ -33,6 +33,7 @@ from .errors import BpfError, ExecutionError
 from .helpers import Helper
 from .isa import STACK_SIZE, Form
 from .runtime import CompiledProgram, Mem, Region, RegionAccessor, block_regions, execution_error, writable_buffer
+from .safety import fault_detail
 
 if TYPE_CHECKING:
     from .compiler import TailCallRunner
@@ -272,6 +273,8 @@ class NativeProgram(CompiledProgram):
             helper = self.prog.at(pc) if pc in self.prog.index_of else None
             name = f"helper {helper.imm} " if helper is not None and helper.spec.form is Form.CALL_HELPER else "helper "
             detail = f"{name}raised {type(cause).__name__}: {cause}"
+        elif code == ErrorCode.MEMORY:
+            detail = fault_detail(self.native, pc, ctx[Ctx.FAULT_ADDR // 8])
         else:
             detail = ""
         raise execution_error(code, pc, self.prog, detail) from cause

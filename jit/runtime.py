@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from backends.base import ErrorCode, NativeCode
 
@@ -24,6 +25,9 @@ from .errors import (
 from .helpers import Helper
 from .hostmem import HostMemory
 from .program import Program
+
+if TYPE_CHECKING:
+    from .verifier import VerifierResult
 
 Mem = bytes | bytearray | memoryview | None
 
@@ -127,6 +131,9 @@ class CompiledProgram(ABC):
     """
 
     emulated: bool = False
+    # What the verifier found (set by jit.compile; None with verify=False):
+    # fn.verification.unproven, and fn.native.checked for the checks emitted.
+    verification: VerifierResult | None = None
 
     def __init__(self, native: NativeCode, helpers: dict[int, Helper]):
         self.native = native
