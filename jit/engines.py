@@ -19,6 +19,7 @@ from .loader import ProgramLike, load_program
 from .runtime import Mem
 
 ARCHES = ("x86_64", "arm64")
+COMPILE_ONLY = frozenset({"bounds_check", "verify"})  # jit.compile options the interpreter ignores
 
 
 def host_arch() -> str | None:
@@ -38,11 +39,17 @@ class Engine:
     def prepare(
         self, prog: ProgramLike, helpers: Mapping[int, object] | None = None, **options
     ) -> Callable[[Mem], int]:
-        """A callable ``run(mem) -> R0`` for ``prog`` on this engine."""
+        """A callable ``run(mem) -> R0`` for ``prog`` on this engine.
+
+        ``options`` go to :func:`jit.compile`; the interpreter takes only
+        ``max_steps`` (it checks every memory access and verifies nothing, so
+        ``bounds_check`` and ``verify`` do not apply to it).
+        """
         program = load_program(prog)
         if self.arch is None:
             from .interpreter import interpret
 
+            options = {key: value for key, value in options.items() if key not in COMPILE_ONLY}
             return lambda mem=None: interpret(program, mem, helpers=helpers, **options)
         from .compiler import compile as jit_compile
 
