@@ -22,7 +22,7 @@ import pytest
 
 import jit
 from jit.crosscheck import crosscheck, deterministic_helpers
-from jit.elf import load_elf
+from jit.elf import Relocation, load_elf
 from jit.engines import Engine, engines
 from jit.maps import BPF_F_RDONLY_PROG, ArrayMap, HashMap, Map, PercpuArrayMap, ProgArrayMap
 from jit.program import Program
@@ -58,6 +58,30 @@ def packet(proto: int, ethertype: int = 0x0800, version: int = 4) -> bytes:
 
 def counts(table: Map) -> dict[int, int]:
     return {int.from_bytes(k, "little"): int.from_bytes(v, "little") for k, v in table.items()}
+
+
+def with_maps(prog: Program, **maps: Map) -> Program:
+    """Give a hand-built program maps the way the ELF loader does: ``prog.maps``,
+    ``prog.memory`` and a relocation for every lddw of a descriptor address
+    ("map") or of an address inside a value arena ("map_value", with its offset),
+    which the verifier uses to type the pointer."""
+    prog.maps = dict(maps)
+    prog.memory = tuple(block for table in maps.values() for block in table.memory)
+    relocations = []
+    for pc, insn in prog:
+        for index, (name, table) in enumerate(maps.items()):
+            if insn.op == "lddw" and insn.imm == table.address:
+                relocations.append(Relocation(pc, "map", name, index, 0, name))
+            elif insn.op == "lddw" and table.storage.contains(insn.imm):
+                offset = insn.imm - table.values_address
+                relocations.append(Relocation(pc, "map_value", name, index, offset, name))
+    prog.relocations = tuple(relocations)
+    return prog
+
+
+def prepare(engine: Engine, prog: Program, **compile_options: object) -> Callable:
+    """``engine.prepare(prog)``, passing ``compile_options`` (e.g. verify=False) to compiled engines only."""
+    return engine.prepare(prog, **(compile_options if engine.arch is not None else {}))
 
 
 # --- the fixtures, one engine at a time ----------------------------------------------------------
@@ -230,7 +254,7 @@ def self_tail_caller() -> Program:
         exit
         """
     )
-    prog.maps, prog.memory = {"again": table}, table.memory
+    with_maps(prog, again=table)
     table.update(0, prog)
     return prog
 
@@ -287,35 +311,41 @@ def lookup(table: Map, key: str) -> str:
     return f"{load_key}\nlddw %r1, {table.address:#x}\ncall 1\n"
 
 
+def value_to(offset: int) -> str:
+    """BPF text: buffer[offset] = *R0 (u64) unless R0 is NULL."""
+    return f"jeq %r0, 0, +2\nldxdw %r7, [%r0]\nstxdw [%r6+{offset}], %r7\n"
+
+
+def null_flag(offset: int) -> str:
+    """BPF text: buffer[offset] = 1 when R0 is NULL, else 2."""
+    return f"mov %r7, 1\njeq %r0, 0, +1\nmov %r7, 2\nstxdw [%r6+{offset}], %r7\n"
+
+
 def lookup_program(maps: LookupMaps) -> Program:
-    """Stores its results in the buffer; buffer[0:4] holds a key (1). Returns
-    &arr[2] - &arr[0]."""
+    """Stores its results in the buffer, whose first 4 bytes hold a key (1);
+    returns the u32 at offset 8 of arr[2] (past its u64: the 16-byte stride)."""
     text = (
         "mov %r6, %r1\n"
         + lookup(maps.arr, "2")
-        + "ldxdw %r7, [%r0]\nstxdw [%r6+8], %r7\n"  # 0x3333
+        + value_to(8)  # 0x3333
         + lookup(maps.arr, "3")
-        + "stxdw [%r6+16], %r0\n"  # key == max_entries: NULL
+        + null_flag(16)  # key == max_entries: NULL
         + lookup(maps.arr, "-1")
-        + "stxdw [%r6+24], %r0\n"  # key 0xffffffff: NULL
+        + null_flag(24)  # key 0xffffffff: NULL
         + lookup(maps.pcpu, "1")
-        + "ldxdw %r7, [%r0]\nadd %r7, 1\nstxdw [%r0], %r7\nstxdw [%r6+32], %r7\n"  # 0x45, written back
+        + "jeq %r0, 0, +4\nldxdw %r7, [%r0]\nadd %r7, 1\nstxdw [%r0], %r7\nstxdw [%r6+32], %r7\n"  # 0x45, stored back
         + lookup(maps.h, "7")
-        + "ldxdw %r7, [%r0]\nstxdw [%r6+40], %r7\n"  # a hash map: the Python helper
+        + value_to(40)  # a hash map: the Python helper
         + lookup(maps.arr, "%r6")
-        + "ldxdw %r7, [%r0]\nstxdw [%r6+48], %r7\n"  # key in the input buffer: the Python helper
-        + lookup(maps.arr, "0")
-        + "mov %r8, %r0\n"
+        + value_to(48)  # key in the input buffer: the Python helper
         + lookup(maps.arr, "2")
-        + "sub %r0, %r8\nexit\n"
+        + "mov %r7, 0\njeq %r0, 0, +1\nldxw %r7, [%r0+8]\nmov %r0, %r7\nexit\n"
     )
-    prog = jit.assemble(text)
-    prog.maps = {"arr": maps.arr, "pcpu": maps.pcpu, "h": maps.h}
-    prog.memory = maps.arr.memory + maps.pcpu.memory + maps.h.memory
-    return prog
+    return with_maps(jit.assemble(text), arr=maps.arr, pcpu=maps.pcpu, h=maps.h)
 
 
-EXPECTED_BUFFER = u32(1) + bytes(4) + u64(0x3333) + u64(0) + u64(0) + u64(0x45) + u64(0x55) + u64(0x2222)
+EXPECTED_R0 = 0xAAAA0002
+EXPECTED_BUFFER = u32(1) + bytes(4) + u64(0x3333) + u64(1) + u64(1) + u64(0x45) + u64(0x55) + u64(0x2222)
 
 
 @pytest.fixture
@@ -335,9 +365,9 @@ def array_lookups(monkeypatch) -> list[bytes]:
 def test_lookup_program_on_the_interpreter(array_lookups):
     maps = LookupMaps()
     buffer = bytearray(u32(1) + bytes(52))
-    assert jit.interpret(lookup_program(maps), buffer) == 2 * 16
+    assert jit.interpret(lookup_program(maps), buffer) == EXPECTED_R0
     assert buffer == EXPECTED_BUFFER
-    assert len(array_lookups) == 7  # every array lookup is a helper call here
+    assert len(array_lookups) == 6  # every array lookup is a helper call here
     assert maps.pcpu.lookup(1) == u64(0x45)
 
 
@@ -348,19 +378,18 @@ def test_lookup_fast_path_gives_the_same_results(engine, fast, array_lookups):
     fn = jit.compile(lookup_program(maps), arch=engine.arch, emulate=engine.emulated, fast_lookup=fast)
     assert ("map_lookup" in fn.native.labels) is fast
     buffer = bytearray(u32(1) + bytes(52))
-    assert fn(buffer) == 2 * 16
+    assert fn(buffer) == EXPECTED_R0
     assert buffer == EXPECTED_BUFFER
     assert maps.pcpu.lookup(1) == u64(0x45)
-    # The stub serves the 6 array lookups keyed on the stack; the one keyed in the
+    # The stub serves the 5 array lookups keyed on the stack; the one keyed in the
     # input buffer goes to Python, like every lookup without the fast path.
-    assert array_lookups == ([u32(1)] if fast else [u32(2), u32(3), u32(0xFFFFFFFF), u32(1), u32(1), u32(0), u32(2)])
+    assert array_lookups == ([u32(1)] if fast else [u32(2), u32(3), u32(0xFFFFFFFF), u32(1), u32(1), u32(2)])
 
 
 @pytest.mark.parametrize("engine", **by_name(COMPILED))
 def test_lookup_fast_path_makes_no_python_call(engine, array_lookups):
     maps = LookupMaps()
-    prog = jit.assemble("mov %r6, 0\n" + lookup(maps.arr, "1") + "ldxdw %r0, [%r0]\nexit")
-    prog.maps, prog.memory = {"arr": maps.arr}, maps.arr.memory
+    prog = with_maps(jit.assemble(lookup(maps.arr, "1") + "jeq %r0, 0, +1\nldxdw %r0, [%r0]\nexit"), arr=maps.arr)
     fn = jit.compile(prog, arch=engine.arch, emulate=engine.emulated)
     assert fn.run_many(None, 100) == 0x2222
     assert array_lookups == []
@@ -375,20 +404,27 @@ def test_user_helper_1_replaces_the_fast_path(engine):
         calls.append(map_addr)
         return 77
 
-    prog = jit.assemble(lookup(maps.arr, "1") + "exit")
-    prog.maps, prog.memory = {"arr": maps.arr}, maps.arr.memory
+    prog = with_maps(jit.assemble(lookup(maps.arr, "1") + "exit"), arr=maps.arr)
     fn = jit.compile(prog, arch=engine.arch, emulate=engine.emulated, helpers={1: my_lookup})
     assert "map_lookup" not in fn.native.labels
     assert fn() == 77 and calls == [maps.arr.address]
 
 
+# The verifier rejects the next programs before they run; with verify=False the
+# run-time paths (stub fallback, helper accessor) must still refuse them cleanly.
+
+
 @pytest.mark.parametrize("engine", **by_name(ENGINES))
 def test_lookup_with_a_pointer_that_is_not_a_map(engine):
     maps = LookupMaps()
-    prog = jit.assemble("mov %r1, %r10\nmov %r2, %r10\nadd %r2, -4\ncall 1\nexit")
-    prog.maps, prog.memory = {"arr": maps.arr}, maps.arr.memory
-    with pytest.raises(jit.HelperError, match=r"instruction 3 \(call 1\).*is not the address of a map"):
-        engine.prepare(prog)()
+    prog = with_maps(
+        jit.assemble("stw [%r10-4], 0\nmov %r1, %r10\nmov %r2, %r10\nadd %r2, -4\ncall 1\nexit"), arr=maps.arr
+    )
+    with pytest.raises(jit.HelperError, match=r"instruction 4 \(call 1\).*is not the address of a map"):
+        prepare(engine, prog, verify=False)()
+    if engine.arch is not None:
+        with pytest.raises(jit.VerifierError, match=r"instruction 4 \(call 1\).*must be a map pointer"):
+            engine.prepare(prog)
 
 
 @pytest.mark.parametrize("engine", **by_name(ENGINES))
@@ -396,10 +432,9 @@ def test_lookup_key_straddling_the_stack_end(engine):
     # The stub only reads keys wholly inside the stack; this one goes to the
     # helper, whose accessor refuses the read like the interpreter's.
     maps = LookupMaps()
-    prog = jit.assemble(f"mov %r2, %r10\nadd %r2, -2\nlddw %r1, {maps.arr.address:#x}\ncall 1\nexit")
-    prog.maps, prog.memory = {"arr": maps.arr}, maps.arr.memory
+    text = f"mov %r2, %r10\nadd %r2, -2\nlddw %r1, {maps.arr.address:#x}\ncall 1\nexit"
     with pytest.raises(jit.HelperError, match=r"instruction 4 \(call 1\).*raised MemoryAccessError"):
-        engine.prepare(prog)()
+        prepare(engine, with_maps(jit.assemble(text), arr=maps.arr), verify=False)()
 
 
 @pytest.mark.parametrize("engine", **by_name(ENGINES))
@@ -411,11 +446,10 @@ def test_helpers_see_map_memory(engine):
     prog = jit.assemble(
         f"mov %r1, %r10\nadd %r1, -16\nmov %r2, 12\nlddw %r3, {src:#x}\ncall 113\nldxdw %r0, [%r10-16]\nexit"
     )
-    prog.maps, prog.memory = {"arr": maps.arr}, maps.arr.memory
-    assert engine.prepare(prog)() == 0x3333
+    assert engine.prepare(with_maps(prog, arr=maps.arr))() == 0x3333
     readonly = ArrayMap("ro", 4, 8, 1, flags=BPF_F_RDONLY_PROG)
     prog = jit.assemble(f"lddw %r1, {readonly.values_address:#x}\nmov %r2, 8\nlddw %r3, {src:#x}\ncall 113\nexit")
-    prog.maps, prog.memory = {"arr": maps.arr, "ro": readonly}, maps.arr.memory + readonly.memory
+    with_maps(prog, arr=maps.arr, ro=readonly)
     with pytest.raises(jit.ExecutionError, match=r"instruction 5 \(call 113\).*read-only (region )?ro values"):
-        engine.prepare(prog)()
+        prepare(engine, prog, verify=False)()
     assert readonly.lookup(0) == bytes(8)
