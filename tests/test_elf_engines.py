@@ -453,3 +453,25 @@ def test_helpers_see_map_memory(engine):
     with pytest.raises(jit.ExecutionError, match=r"instruction 5 \(call 113\).*read-only (region )?ro values"):
         prepare(engine, prog, verify=False)()
     assert readonly.lookup(0) == bytes(8)
+
+
+# --- the benchmark's program -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", **by_name(COMPILED))
+def test_benchmark_program(engine):
+    from bench.map_lookup import lookup_program as bench_program
+
+    prog, expected = bench_program(16)
+    assert expected == 2 * sum(3 * key + 1 for key in range(8)) == 184  # keys 0..7 twice, value 3k + 1
+    for fast in (True, False):
+        assert jit.compile(prog, arch=engine.arch, emulate=engine.emulated, fast_lookup=fast).run_many(None, 3) == 184
+
+
+def test_benchmark_script_prints_its_table(capsys):
+    from bench.map_lookup import main
+
+    assert main(["--lookups", "8", "--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| engine | lookups/run | fast path")
+    assert [line.split("|")[1].strip() for line in lines[4:]] == [e.name for e in COMPILED if not e.emulated]
