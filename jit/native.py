@@ -12,6 +12,10 @@ a program that calls a Python helper is compiled. It finds the running call's
 state through ``ctx->handle``. Native helpers (function addresses) go straight
 into the context's helper table.
 
+When the code has the array-map lookup stub (``native.labels["map_lookup"]``,
+see :mod:`backends.base`), ``ctx->helpers[1]`` points at it and the entry it
+replaces (the dispatcher) becomes ``ctx->lookup_fallback``.
+
 The module is architecture-neutral. On an ARM64 host the instruction cache is
 flushed with ``__clear_cache`` when the C library exports it; that path is
 untested here (the development host is x86-64).
