@@ -253,6 +253,8 @@ class EmulatedProgram(CompiledProgram):
 
     def close(self) -> None:
         self._uc = None  # unicorn frees the instance with its last reference
+        if self.tail_calls is not None:
+            self.tail_calls.close()
 
     # --- tracing ---------------------------------------------------------------------------
     def trace(self, mem: Mem = None) -> tuple[int, list[tuple[int, tuple[int, ...]]]]:

@@ -146,6 +146,12 @@ class TailCallRunner:
             entry = self._targets[id(prog)] = (prog, self._build(prog))
         return entry[1]
 
+    def close(self) -> None:
+        """Close every compiled target (the main program is closing)."""
+        for _, compiled in self._targets.values():
+            compiled.close()
+        self._targets.clear()
+
     def run_many(self, main: CompiledProgram, mem: Mem, n: int) -> int:
         """``main.run_many(mem, n)``, each of the ``n`` runs following its tail calls."""
         if type(n) is not int or n < 1:

@@ -213,6 +213,8 @@ class NativeProgram(CompiledProgram):
 
     def close(self) -> None:
         self._finalizer()
+        if self.tail_calls is not None:
+            self.tail_calls.close()
 
     def run_many(self, mem: Mem, n: int) -> int:
         if self.tail_calls is not None:

@@ -475,3 +475,14 @@ def test_benchmark_script_prints_its_table(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].startswith("| engine | lookups/run | fast path")
     assert [line.split("|")[1].strip() for line in lines[4:]] == [e.name for e in COMPILED if not e.emulated]
+
+
+@pytest.mark.parametrize("engine", **by_name(COMPILED))
+def test_closing_a_program_closes_its_tail_call_targets(engine):
+    fn = engine.prepare(load_elf(fixture("sockfilter"), section="socket"))
+    assert fn(bytearray(b"\x45abc")) == 0xFFFF  # compiles socket/1 on first use
+    (target,) = [compiled for _, compiled in fn.tail_calls._targets.values()]
+    assert target.prog.section == "socket/1"
+    fn.close()
+    with pytest.raises(jit.BpfError, match="closed"):
+        target(bytearray(b"\x45abc"))
