@@ -3,7 +3,9 @@
     report = jit.crosscheck(prog, mem=b"...")
     assert report.ok, str(report)
 
-The reference is the interpreter. Each other engine's R0, input buffer and
+The reference is the interpreter. A program the verifier rejects is still
+compared (the report says so): the JITs then run it with ``verify=False``,
+which checks every memory access at run time. Each other engine's R0, input buffer and
 error (if any) are compared with it. Engines that can be traced (the
 interpreter and both emulated engines) also record the registers at every
 instruction, which gives the final registers and the *first diverging
@@ -19,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .engines import Engine, engines
-from .errors import BpfError
+from .errors import BpfError, VerifierError
 from .loader import ProgramLike, load_program
 from .program import Program
 from .runtime import Mem
@@ -92,13 +94,18 @@ class CrossCheck:
     prog: Program
     outcomes: list[Outcome]
     divergences: list[Divergence]
+    verifier_error: BpfError | None = None  # when set, the JITs ran with verify=False
 
     @property
     def ok(self) -> bool:
         return not self.divergences
 
     def __str__(self) -> str:
-        lines = [f"{o.engine:>16}: {o.result}" for o in self.outcomes]
+        lines = []
+        if self.verifier_error is not None:
+            lines.append(f"the verifier rejects the program ({self.verifier_error});")
+            lines.append("compared with verify=False (every memory access checked at run time):")
+        lines += [f"{o.engine:>16}: {o.result}" for o in self.outcomes]
         lines += [d.describe(self.prog) for d in self.divergences]
         lines.append("all engines agree" if self.ok else f"{len(self.divergences)} divergence(s)")
         return "\n".join(lines)
@@ -132,19 +139,33 @@ def crosscheck(
     (so stateful helpers start over for each); by default the
     :func:`deterministic_helpers`. ``max_steps`` bounds every run.
     """
+    from .verifier import analyze
+
     program = load_program(prog)
     factory = helpers if callable(helpers) else (lambda: helpers) if helpers is not None else deterministic_helpers
     selected = list(engine_list) if engine_list is not None else engines()
-    outcomes = [_run(engine, program, mem, factory(), max_steps, trace) for engine in selected]
+    rejected: BpfError | None = None
+    try:
+        analyze(program, mem_size=len(mem or b""), helpers=factory())
+    except VerifierError as exc:
+        rejected = exc  # still compare what the engines do with the program
+    options = {"verify": False} if rejected is not None else {}
+    outcomes = [_run(engine, program, mem, factory(), max_steps, trace, options) for engine in selected]
     reference = outcomes[0]
     divergences: list[Divergence] = []
     for outcome in outcomes[1:]:
         divergences += _compare(reference, outcome, program)
-    return CrossCheck(program, outcomes, divergences)
+    return CrossCheck(program, outcomes, divergences, rejected)
 
 
 def _run(
-    engine: Engine, prog: Program, mem: Mem, helpers: Mapping[int, object], max_steps: int, trace: bool
+    engine: Engine,
+    prog: Program,
+    mem: Mem,
+    helpers: Mapping[int, object],
+    max_steps: int,
+    trace: bool,
+    options: Mapping[str, object],
 ) -> Outcome:
     buffer = bytearray(mem or b"")
     steps: Trace | None = [] if trace and (engine.arch is None or engine.emulated) else None
@@ -162,7 +183,7 @@ def _run(
             }
             r0 = run(prog, buffer, helpers=helpers, max_steps=max_steps, trace=steps).r0
         else:
-            fn = engine.prepare(prog, helpers=helpers, max_steps=max_steps)
+            fn = engine.prepare(prog, helpers=helpers, max_steps=max_steps, **options)
             if steps is not None:
                 regions = fn.regions(len(buffer))
                 r0, recorded = fn.trace(buffer)

@@ -154,8 +154,12 @@ def _buffer_access(d: _Draw) -> Op:
         size = d.pick((4, 8))
         off = d.int(0, DATA_SIZE // size - 1) * size
         op = d.pick(ATOMICS)
-        if value == pointer or (op == "lock cmpxchg" and pointer == 0):
-            value = (pointer + 1) % 10  # keep the pointer out of memory and R0
+        if op == "lock cmpxchg" and pointer == 0:
+            # cmpxchg compares R0 with memory: R0 must not be the pointer, whose
+            # value (unlike its target) differs from engine to engine
+            pointer = d.int(1, 9)
+        if value == pointer:
+            value = (pointer + 1) % 10  # keep the pointer out of memory
         access = f"{op}{'' if size == 8 else '32'} [%r{pointer}+{off}], %r{value}"
     else:
         size = d.pick((1, 2, 4, 8))
@@ -164,8 +168,6 @@ def _buffer_access(d: _Draw) -> Op:
             value = (pointer + 1) % 10
         access = _access(kind, size, f"%r{pointer}", off, value, d.imm32())
     clear = "" if kind.startswith("ldx") and value == pointer else f"\nmov %r{pointer}, {d.imm32()}"
-    if kind == "atomic" and "cmpxchg" in access and pointer == 0:
-        clear = ""  # cmpxchg overwrote R0 with the old memory value
     return Op(f"ldxdw %r{pointer}, [%r10-8]\n{access}{clear}")
 
 
