@@ -18,7 +18,7 @@ import pytest
 
 import jit
 from backends.arm64 import Arm64Backend, is_addsub_imm, is_logical_imm
-from backends.base import CodegenOptions
+from backends.base import Check, CodegenOptions
 from jit import isa
 from jit.program import Instruction, Program
 
@@ -47,6 +47,10 @@ JUMPS = tuple(isa.JMP_OPERATIONS)
 
 
 def arm64(prog: str | Program, **options) -> jit.runtime.CompiledProgram:
+    """The program as given: unverified and without bounds checks, unless asked
+    (these tests exercise code generation; tests/test_safety.py the checks)."""
+    options.setdefault("verify", False)
+    options.setdefault("bounds_check", False)
     return jit.compile(prog, arch="arm64", **options)
 
 
@@ -661,9 +665,11 @@ def test_compile_errors_name_the_instruction(insns, match) -> None:
         arm64(prog)
 
 
-def test_bounds_check_is_not_supported_yet() -> None:
-    with pytest.raises(jit.CompileError, match="bounds_check"):
-        Arm64Backend().compile(jit.assemble("exit"), CodegenOptions(bounds_check=True))
+def test_bounds_checks_are_emitted_where_planned() -> None:
+    prog = jit.assemble("ldxb %r0, [%r1]\nldxb %r0, [%r1+1]\nexit")
+    native = Arm64Backend().compile(prog, CodegenOptions(checks={1: Check.MEM}))
+    assert native.checked == {1}
+    assert "bounds_checks" in native.labels
 
 
 def test_layout_matches_keystone() -> None:

@@ -24,6 +24,10 @@ def arch(request) -> str:
 
 
 def emulated(text: str, arch: str, **options) -> EmulatedProgram:
+    """The program as given: unverified and without bounds checks, unless asked
+    (these tests exercise the runner; tests/test_safety.py the checks)."""
+    options.setdefault("verify", False)
+    options.setdefault("bounds_check", False)
     fn = jit.compile(text, arch=arch, emulate=True, **options)
     assert isinstance(fn, EmulatedProgram)
     return fn

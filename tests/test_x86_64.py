@@ -204,9 +204,10 @@ def test_fetch_or_with_src_r0(engine: Engine) -> None:
 
 
 def test_packet_load_out_of_bounds_inside_a_local_call_returns_zero(engine: Engine) -> None:
+    # The callee reads the caller's R6, which the verifier rejects: unverified.
     text = "mov %r6, %r1\nmov %r0, 7\ncall local +1\nexit\nldabsw 6\nmov %r0, 99\nexit"
-    assert run(engine, text, bytearray(b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a")) == 99
-    assert run(engine, text, bytearray(8)) == 0
+    assert run(engine, text, bytearray(b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a"), verify=False) == 99
+    assert run(engine, text, bytearray(8), verify=False) == 0
 
 
 # --- ABI, natively --------------------------------------------------------------
@@ -248,12 +249,13 @@ def test_r1_to_r5_survive_a_helper_that_clobbers_them() -> None:
     text = "mov %r1, 1\nmov %r2, 2\nmov %r3, 3\nmov %r4, 4\nmov %r5, 5\ncall 93\n"
     text += "mul %r1, 10000\nmul %r2, 1000\nmul %r3, 100\nmul %r4, 10\nadd %r0, %r1\nadd %r0, %r2\n"
     text += "add %r0, %r3\nadd %r0, %r4\nadd %r0, %r5\nexit"
-    assert jit.compile(text, helpers={93: clobber})() == 1 + 12345
+    # R1-R5 are unreadable after a call for the verifier: unverified.
+    assert jit.compile(text, helpers={93: clobber}, verify=False)() == 1 + 12345
 
 
 def test_bounds_check_and_max_steps_options_are_validated() -> None:
-    with pytest.raises(jit.CompileError, match="bounds_check='auto' is not supported"):
-        compile_text("exit", bounds_check="auto")
+    with pytest.raises(jit.CompileError, match="bounds_check must be 'auto', True or False, not 'yes'"):
+        jit.compile("mov %r0, 0\nexit", bounds_check="yes")
     with pytest.raises(jit.CompileError, match="max_steps must be"):
         compile_text("exit", max_steps=-1)
 
