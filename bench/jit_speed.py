@@ -24,19 +24,9 @@ import time
 from collections.abc import Callable
 
 import jit
+from bench.interp_speed import LOOP
 from jit.isa import lookup
 from jit.program import Instruction, Program
-
-LOOP = """
-    mov %r0, 0
-    mov %r1, {iterations}
-loop:
-    add %r0, %r1
-    xor %r0, 0x55
-    sub %r1, 1
-    jne %r1, 0, loop
-    exit
-"""
 
 
 def median_time(action: Callable[[], object], runs: int) -> float:
