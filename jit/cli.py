@@ -137,11 +137,11 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .conformance import load
+    from .conformance import load, suite_dir
 
-    directory = (
-        Path(args.directory) if args.directory else Path(__file__).resolve().parents[2] / "shared/conformance/tests"
-    )
+    directory = Path(args.directory) if args.directory else suite_dir()
+    if directory is None:
+        raise SystemExit("bpfjit: conformance suite not found: pass DIR or set BPF_CONFORMANCE_DIR")
     files = sorted(directory.glob("*.data"))
     if not files:
         raise SystemExit(f"bpfjit: no .data files in {directory}")
@@ -261,7 +261,11 @@ def _parser() -> argparse.ArgumentParser:
     asm.set_defaults(func=cmd_asm)
 
     conf = sub.add_parser("conformance", help="run the eBPF conformance suite on every engine")
-    conf.add_argument("directory", nargs="?", help="folder of .data files (default ../shared/conformance/tests)")
+    conf.add_argument(
+        "directory",
+        nargs="?",
+        help="folder of .data files (default $BPF_CONFORMANCE_DIR or ../shared/conformance/tests)",
+    )
     conf.add_argument("--engine", action="append", help="engine name (repeatable; default all)")
     conf.set_defaults(func=cmd_conformance)
 

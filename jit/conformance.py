@@ -8,6 +8,7 @@ skip it silently.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,12 @@ def load(path: str | Path) -> ConformanceCase:
         return parse(path.read_text(encoding="utf-8"), name=path.stem)
     except ConformanceFileError as err:
         raise ConformanceFileError(str(path), err.reason) from err.__cause__
+
+
+def suite_dir() -> Path | None:
+    """Where the conformance suite's ``.data`` files are: ``$BPF_CONFORMANCE_DIR``,
+    else ``../shared/conformance/tests`` beside this checkout; None if neither exists."""
+    env = os.environ.get("BPF_CONFORMANCE_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "conformance" / "tests")
+    return next((path for path in candidates if path.is_dir()), None)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from jit.conformance import suite_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def conformance_dir() -> Path | None:
     """$BPF_CONFORMANCE_DIR, else ../shared/conformance/tests beside the repository."""
-    env = os.environ.get("BPF_CONFORMANCE_DIR")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "conformance" / "tests")
-    for path in candidates:
-        if path.is_dir():
-            return path
-    return None
+    return suite_dir()
 
 
 def conformance_files() -> list[Path]:
