@@ -11,6 +11,8 @@ Example::
 
 from .asm import assemble, disassemble
 from .compiler import compile
+from .crosscheck import crosscheck
+from .engines import engines
 from .errors import (
     AssemblyError,
     BpfError,
@@ -50,6 +52,8 @@ __all__ = [
     "VerifierError",
     "assemble",
     "compile",
+    "crosscheck",
     "disassemble",
+    "engines",
     "interpret",
 ]
