@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import jit
-from jit import engines as jit_engines
+from jit.engines import engines as all_engines
 from jit.interpreter import run as interpreter_run
 
 from . import native
@@ -49,7 +49,7 @@ NATIVE_ENGINE = BenchEngine("native", NATIVE)
 def available_engines() -> list[BenchEngine]:
     """Every engine on this host: the interpreter, the JITs, native C."""
     found = [
-        BenchEngine(e.name, INTERPRETER if e.arch is None else JIT, e.arch, e.emulated) for e in jit_engines.engines()
+        BenchEngine(e.name, INTERPRETER if e.arch is None else JIT, e.arch, e.emulated) for e in all_engines()
     ]
     return [*found, NATIVE_ENGINE]
 
