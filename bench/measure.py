@@ -48,9 +48,7 @@ NATIVE_ENGINE = BenchEngine("native", NATIVE)
 
 def available_engines() -> list[BenchEngine]:
     """Every engine on this host: the interpreter, the JITs, native C."""
-    found = [
-        BenchEngine(e.name, INTERPRETER if e.arch is None else JIT, e.arch, e.emulated) for e in all_engines()
-    ]
+    found = [BenchEngine(e.name, INTERPRETER if e.arch is None else JIT, e.arch, e.emulated) for e in all_engines()]
     return [*found, NATIVE_ENGINE]
 
 
