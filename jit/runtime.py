@@ -107,7 +107,7 @@ def writable_buffer(mem: Mem) -> tuple[bytearray | memoryview, bool]:
 
 
 _ERRORS: dict[ErrorCode, tuple[type[ExecutionError], str]] = {
-    ErrorCode.MEMORY: (MemoryAccessError, "memory access out of bounds"),
+    ErrorCode.MEMORY: (MemoryAccessError, "bad memory access"),
     ErrorCode.STEPS: (StepLimitError, "step budget (max_steps) exhausted"),
     ErrorCode.CALL_DEPTH: (CallDepthError, "local calls nested too deep"),
     ErrorCode.HELPER: (HelperError, "helper call failed"),
