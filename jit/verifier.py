@@ -32,7 +32,9 @@ Choices (the RFC leaves them to the verifier):
   is a spill that a later 8-byte load of that slot gets back as the same
   pointer. Any other way of reading a stored pointer gives a scalar.
 * Comparisons may involve pointers; they refine only a possibly-null map value
-  pointer against 0 and two input-buffer pointers against each other.
+  pointer against 0 and two input-buffer pointers against each other (the
+  buffer is assumed to lie below address 2**52, so that comparing addresses is
+  comparing offsets).
 * After a helper call, a local call and LD_ABS/LD_IND (which engines may
   implement as calls) R1-R5 are unreadable until written again.
 * Reading a stack byte that is not written on every path reaching the read is
@@ -558,6 +560,19 @@ def _canonical(state: State) -> State:
     return State(frames, state.len_lo, state.len_hi, len(mapping))
 
 
+def _unset_only_in(a: State, b: State) -> bool:
+    """Whether ``a`` has an unreadable register or an unwritten stack byte that ``b`` has not."""
+    for fa, fb in zip(a.frames, b.frames):
+        for x, y in zip(fa.regs, fb.regs):
+            if isinstance(x, Unset) and not isinstance(y, Unset):
+                return True
+        for index, slot in fb.stack.items():
+            written = fa.stack.get(index, 0)
+            if (slot if isinstance(slot, int) else 0xFF) & ~(written if isinstance(written, int) else 0xFF):
+                return True
+    return False
+
+
 class _Joiner:
     """Joins (and widens) two states at one instruction. Ids pair up: values
     that are equal in both states (same id in each) stay equal in the join."""
@@ -664,8 +679,8 @@ def _describe(value: Value) -> str:
     if value.region is Region.MAP:
         return "a map pointer"
     off = value.off
-    where = f"{absint.s64(off.umin):+d}" if off.const is not None else f" + {off}"
-    return f"a pointer to {value.region.value}{where}"
+    where = absint.s64(off.umin) if off.const is not None else off
+    return f"a pointer to {value.region.value} (offset {where})"
 
 
 _BRANCH_FORMS = (Form.JMP_X, Form.JMP_K)
@@ -718,11 +733,13 @@ class _Analysis:
             joins = entry[2] if pc in self.cfg.loop_heads else -1
             thresholds = self.cfg.thresholds if joins < WIDEN_AFTER + THRESHOLD_STEPS else ()
             joiner = _Joiner(old, state, joins >= WIDEN_AFTER, joins >= GIVE_UP_AFTER, thresholds, pc)
-            state = joiner.state()
-            if state == old:
+            joined = joiner.state()
+            if joined == old:
                 self.pruned += 1
                 return
-            entry[:] = [state, path, entry[2] + 1]
+            if _unset_only_in(old, state) and not _unset_only_in(state, old):
+                path = entry[1]  # errors about unset values come from the old paths
+            entry[:] = [joined, path, entry[2] + 1]
         else:
             self.entries[key] = [_canonical(state), path, 0]
         if key not in self.queued:
@@ -900,11 +917,12 @@ class _Analysis:
         kind: str,
         signed: bool = False,
         value: Value | None = None,
+        what: str = "",
     ) -> Scalar | Pointer:
         """Check a load, store or atomic access of ``size`` bytes at ``base + off``;
         returns the loaded value."""
         pc = self.pc
-        what = f"{kind} of {size} byte{'s' if size > 1 else ''} through %r{reg}"
+        what = what or f"{kind} of {size} byte{'s' if size > 1 else ''} through %r{reg}"
         if isinstance(base, Scalar):
             if base.const == 0:
                 raise self._error(pc, f"{what}: %r{reg} is a null pointer")
@@ -1056,7 +1074,7 @@ class _Analysis:
                 else:
                     length = args[index + 1]
                     nbytes = length.const if isinstance(length, Scalar) else None
-                self._helper_memory(w, reg, value, nbytes, kind is Arg.MEM_OUT, proto.name)
+                self._helper_memory(w, reg, value, nbytes, kind, proto.name)
         if proto.ret is Ret.U32:
             return absint.urange(0, M32, w.fresh())
         if proto.ret is Ret.MAP_VALUE_OR_NULL and the_map is not None:
@@ -1064,8 +1082,9 @@ class _Analysis:
             return Pointer(Region.MAP_VALUE_OR_NULL, absint.ZERO, map=the_map.map, size=size, id=w.fresh())
         return absint.unknown(w.fresh())
 
-    def _helper_memory(self, w: _Work, reg: int, pointer: Pointer, nbytes: int | None, out: bool, name: str) -> None:
+    def _helper_memory(self, w: _Work, reg: int, pointer: Pointer, nbytes: int | None, kind: Arg, name: str) -> None:
         """A helper reads (or writes) ``nbytes`` at ``pointer``: check it like an access."""
+        out = kind is Arg.MEM_OUT
         if nbytes is None:
             self._unproven(
                 self.pc, f"cannot prove the memory {name} accesses through %r{reg} is in bounds", pointer.region
@@ -1075,7 +1094,8 @@ class _Analysis:
             return
         if nbytes == 0:
             return
-        self._access(w, reg, pointer, 0, nbytes, "store" if out else "load", value=None)
+        what = f"{name} {'writes' if out else 'reads'} {nbytes} bytes ({kind.value}) through %r{reg}"
+        self._access(w, reg, pointer, 0, nbytes, "store" if out else "load", value=None, what=what)
 
     def _call_local(self, ctx: tuple[int, ...], pc: int, insn: Instruction, w: _Work) -> None:
         target = insn.target(pc)
@@ -1239,8 +1259,10 @@ def _carry(value: Scalar, old: Scalar, new: Scalar, w: _Work) -> Scalar | None:
 
 
 def _small(off: Scalar) -> bool:
-    """Offsets for which comparing addresses is comparing offsets (no wrap-around)."""
-    return off.umax < 1 << 60
+    """Offsets for which comparing addresses is comparing offsets: the buffer
+    lies below 2**52 (user space on x86-64 and ARM64, and the emulators'
+    mappings), so ``buffer + off`` cannot wrap around."""
+    return off.umax < (1 << 64) - (1 << 52)
 
 
 def _in_bounds(offset: Scalar, off: int, size: int, len_lo: int, len_hi: int, relational: bool) -> str:
