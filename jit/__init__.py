@@ -30,6 +30,7 @@ from .helpers import DEFAULT_HELPERS, Helper, MemoryAccessor
 from .interpreter import interpret
 from .maps import Map, MapError
 from .program import Instruction, Program
+from .verifier import VerifierResult, verify
 
 __all__ = [
     "DEFAULT_HELPERS",
@@ -50,10 +51,12 @@ __all__ = [
     "Program",
     "StepLimitError",
     "VerifierError",
+    "VerifierResult",
     "assemble",
     "compile",
     "crosscheck",
     "disassemble",
     "engines",
     "interpret",
+    "verify",
 ]
