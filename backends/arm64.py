@@ -207,6 +207,7 @@ class _Emitter:
         self.stubs: dict[tuple[ErrorCode, int], str] = {}
         self.faults: dict[int, str] = {}  # slot -> stub recording a failed bounds check
         self.block_routines: dict[bool, str] = {}  # for stores? -> routine label
+        self.slow_paths: list[str | Branch] = []  # out-of-line tests of the second and later check regions
         self.temps = 0
         self.labels: dict[str, int] = {}  # native offset of every label, once resolved
 
@@ -591,42 +592,62 @@ class _Emitter:
         self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_END}]", "sub x9, x9, #8", f"str x9, [{CTX}, #{Ctx.STACK_LAST}]")
 
     def check_access(self, pc: int, insn: Instruction) -> None:
-        """The bounds check of the access at ``pc``, when one is planned."""
+        """The bounds check of the access at ``pc``, when one is planned: the
+        first region inline (the common case runs straight through), the others
+        on an out-of-line slow path that returns to ``ok`` or reports the fault."""
         allowed = self.options.checks.get(pc)
         if not allowed:
             return
         size, base = insn.spec.size, safety.base_register(insn)
-        ok = self.fresh()
+        regions = safety.check_regions(self.prog, insn, allowed)
         fault = self.faults.setdefault(pc, f"M{pc}")
         self.add_imm("x11", X[base], insn.off, 64, SCRATCH[0])
-        self.emit(f"sub x12, x11, #{8 - size}" if size < 8 else "mov x12, x11")
+        if regions != [Check.FRAME]:
+            self.emit(f"sub x12, x11, #{8 - size}" if size < 8 else "mov x12, x11")
         if insn.spec.form is Form.ATOMIC:
             self.emit(f"tst x11, #{size - 1}")
             self.branch("b.ne", fault)
-        for region in safety.check_order(allowed, base):
-            skip = self.fresh()
-            if region is Check.MEM:
-                self.emit(f"ldr x9, [{CTX}, #{Ctx.CHECK_MEM_START}]", "cmp x11, x9")
-                self.branch("b.lo", skip)
-                self.emit(f"ldr x9, [{CTX}, #{Ctx.CHECK_MEM_LAST}]", "cmp x12, x9")
-                self.branch("b.ls", ok)
-            elif region is Check.FRAME:
-                self.emit(f"sub x10, x11, {X[10]}", f"add x10, x10, #{STACK_SIZE}", f"cmp x10, #{STACK_SIZE - size}")
-                self.branch("b.ls", ok)
-            elif region is Check.STACK:
-                self.emit(f"sub x10, {X[10]}, #{STACK_SIZE}", "cmp x11, x10")
-                self.branch("b.lo", skip)
-                self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_LAST}]", "cmp x12, x9")
-                self.branch("b.ls", ok)
-            elif region is Check.BLOCKS and safety.program_blocks(self.prog, write := safety.writes(insn)):
-                routine = self.block_routines.setdefault(write, f"blocks_{'w' if write else 'r'}")
-                self.emit("mov x10, x30")
-                self.branch("bl", routine)
-                self.emit("mov x30, x10")
-                self.branch("cbnz", ok, "x9")
-            self.label(skip)
-        self.branch("b", fault)
+        if not regions:
+            self.branch("b", fault)
+            return
+        slow, ok = (self.fresh(), self.fresh()) if len(regions) > 1 else (fault, "")
+        self.region_test(regions[0], size, insn, miss=slow)
+        if len(regions) == 1:
+            return
         self.label(ok)
+        inline, self.items = self.items, self.slow_paths
+        self.label(slow)
+        for region in regions[1:-1]:
+            miss = self.fresh()
+            self.region_test(region, size, insn, miss=miss, hit=ok)
+            self.label(miss)
+        self.region_test(regions[-1], size, insn, miss=fault)
+        self.branch("b", ok)
+        self.items = inline
+
+    def region_test(self, region: Check, size: int, insn: Instruction, miss: str, hit: str = "") -> None:
+        """Whether [x11, x12 + 8) lies in ``region``: branch to ``hit`` if so (else
+        fall through), or without ``hit`` fall through if so (else branch to ``miss``)."""
+        inside = ("b.ls", hit) if hit else ("b.hi", miss)  # after comparing with the region's end
+        if region is Check.MEM:
+            self.emit(f"ldp x9, x10, [{CTX}, #{Ctx.CHECK_MEM_START}]", "cmp x11, x9")
+            self.branch("b.lo", miss)
+            self.emit("cmp x12, x10")
+        elif region is Check.FRAME:  # x11 - (R10 - 512) <= 512 - size, unsigned
+            self.emit(f"sub x10, x11, {X[10]}", f"add x10, x10, #{STACK_SIZE}", f"cmp x10, #{STACK_SIZE - size}")
+        elif region is Check.STACK:
+            self.emit(f"sub x10, {X[10]}, #{STACK_SIZE}", "cmp x11, x10")
+            self.branch("b.lo", miss)
+            self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_LAST}]", "cmp x12, x9")
+        else:
+            write = safety.writes(insn)
+            routine = self.block_routines.setdefault(write, f"blocks_{'w' if write else 'r'}")
+            self.emit("mov x10, x30")
+            self.branch("bl", routine)
+            self.emit("mov x30, x10")
+            self.branch(*(("cbnz", hit) if hit else ("cbz", miss)), "x9")
+            return
+        self.branch(*inside)
 
     def check_stubs(self) -> None:
         """Fault stubs (record the address, report MEMORY) and the block routines:
@@ -634,6 +655,7 @@ class _Emitter:
         if not self.faults:
             return
         self.label(CHECKS_LABEL)
+        self.items += self.slow_paths
         for pc, label in self.faults.items():
             self.label(label)
             self.emit(f"str x11, [{CTX}, #{Ctx.FAULT_ADDR}]")

@@ -164,6 +164,7 @@ class _Emitter:
         self.sites: dict[tuple[ErrorCode, int], str] = {}
         self.faults: dict[int, str] = {}  # slot -> stub recording a failed bounds check
         self.block_routines: dict[bool, str] = {}  # for stores? -> routine label
+        self.slow_paths: list[str] = []  # out-of-line tests of the second and later check regions
         self.lower: dict[str, Callable[[int, Instruction], None]] = {
             **dict.fromkeys(_ALU, self._alu),
             **dict.fromkeys(_SHIFTS, self._shift),
@@ -536,41 +537,74 @@ class _Emitter:
         self.emit(f"mov {last.q}, {_ctx(Ctx.STACK_END)}", f"sub {last.q}, 8", f"mov {_ctx(Ctx.STACK_LAST)}, {last.q}")
 
     def _check_access(self, pc: int, insn: Instruction) -> None:
-        """The bounds check of the access at ``pc``, when one is planned."""
+        """The bounds check of the access at ``pc``, when one is planned: the
+        first region inline (the common case runs straight through), the others
+        on an out-of-line slow path that returns to ``ok`` or reports the fault."""
         allowed = self.options.checks.get(pc)
         if not allowed:
             return
         size, base = insn.spec.size, safety.base_register(insn)
-        addr, last, temp = SCRATCH
+        addr, last, _ = SCRATCH
         ok = f".L{pc}_ok"
         fault = self.faults.setdefault(pc, f".Lf{pc}")
         self.site(ErrorCode.MEMORY, pc)
-        self.emit(f"lea {addr.q}, [{REGS[base].q}{insn.off:+d}]", f"lea {last.q}, [{addr.q}{size - 8:+d}]")
+        regions = safety.check_regions(self.prog, insn, allowed)
+        self.emit(f"lea {addr.q}, [{REGS[base].q}{insn.off:+d}]")
+        if regions != [Check.FRAME]:
+            self.emit(f"lea {last.q}, [{REGS[base].q}{insn.off + size - 8:+d}]")
         if insn.spec.form is Form.ATOMIC:
             self.emit(f"test {addr.d}, {size - 1}", f"jnz {fault}")
-        for index, region in enumerate(safety.check_order(allowed, base)):
-            skip = f".L{pc}_r{index}"
-            if region is Check.MEM:
-                self.emit(f"cmp {addr.q}, {_ctx(Ctx.CHECK_MEM_START)}", f"jb {skip}")
-                self.emit(f"cmp {last.q}, {_ctx(Ctx.CHECK_MEM_LAST)}", f"jbe {ok}")
-            elif region is Check.FRAME:
-                self.emit(f"lea {temp.q}, [{addr.q}+{STACK_SIZE}]", f"sub {temp.q}, {REGS[10].q}")
-                self.emit(f"cmp {temp.q}, {STACK_SIZE - size}", f"jbe {ok}")
-            elif region is Check.STACK:
-                self.emit(f"lea {temp.q}, [{REGS[10].q}-{STACK_SIZE}]", f"cmp {addr.q}, {temp.q}", f"jb {skip}")
-                self.emit(f"cmp {last.q}, {_ctx(Ctx.STACK_LAST)}", f"jbe {ok}")
-            elif region is Check.BLOCKS and safety.program_blocks(self.prog, write := safety.writes(insn)):
-                routine = self.block_routines.setdefault(write, f".Lblocks_{'w' if write else 'r'}")
-                self.emit(f"call {routine}", f"test {temp.d}, {temp.d}", f"jnz {ok}")
-            self.emit(f"{skip}:")
-        self.emit(f"jmp {fault}", f"{ok}:")
+        if not regions:
+            self.emit(f"jmp {fault}")
+            return
+        slow = f".Lslow{pc}" if len(regions) > 1 else fault
+        self.lines += self._region_test(regions[0], insn, miss=slow)
+        self.emit(f"{ok}:")
+        if len(regions) > 1:
+            path = [f"{slow}:"]
+            for index, region in enumerate(regions[1:-1], 1):
+                path += [*self._region_test(region, insn, miss=f"{slow}_{index}", hit=ok), f"{slow}_{index}:"]
+            path += [*self._region_test(regions[-1], insn, miss=fault), f"jmp {ok}"]
+            self.slow_paths += path
+
+    def _region_test(self, region: Check, insn: Instruction, miss: str, hit: str | None = None) -> list[str]:
+        """Whether [r11, r10 + 8) lies in ``region``: jump to ``hit`` if so (else
+        fall through), or with ``hit`` None fall through if so (else jump to ``miss``)."""
+        addr, last, temp = SCRATCH
+        size = insn.spec.size
+        inside = f"jbe {hit}" if hit else f"ja {miss}"  # after comparing with the region's end
+        if region is Check.MEM:
+            return [
+                f"cmp {addr.q}, {_ctx(Ctx.CHECK_MEM_START)}",
+                f"jb {miss}",
+                f"cmp {last.q}, {_ctx(Ctx.CHECK_MEM_LAST)}",
+                inside,
+            ]
+        if region is Check.FRAME:  # addr - (R10 - 512) <= 512 - size, unsigned
+            return [
+                f"lea {temp.q}, [{addr.q}+{STACK_SIZE}]",
+                f"sub {temp.q}, {REGS[10].q}",
+                f"cmp {temp.q}, {STACK_SIZE - size}",
+                inside,
+            ]
+        if region is Check.STACK:
+            return [
+                f"lea {temp.q}, [{REGS[10].q}-{STACK_SIZE}]",
+                f"cmp {addr.q}, {temp.q}",
+                f"jb {miss}",
+                f"cmp {last.q}, {_ctx(Ctx.STACK_LAST)}",
+                inside,
+            ]
+        write = safety.writes(insn)
+        routine = self.block_routines.setdefault(write, f".Lblocks_{'w' if write else 'r'}")
+        return [f"call {routine}", f"test {temp.d}, {temp.d}", f"jnz {hit}" if hit else f"jz {miss}"]
 
     def _check_stubs(self) -> None:
         """Fault stubs (record the address, report MEMORY) and the block routines:
         r9 = 1 when [r11, r10 + 8) lies in one block, else 0."""
         if not self.faults:
             return
-        self.emit(f"{CHECKS_LABEL}:")
+        self.emit(f"{CHECKS_LABEL}:", *self.slow_paths)
         for pc, label in self.faults.items():
             self.emit(
                 f"{label}:", f"mov {_ctx(Ctx.FAULT_ADDR)}, {SCRATCH[0].q}", f"jmp {self.site(ErrorCode.MEMORY, pc)}"

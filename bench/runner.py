@@ -5,12 +5,14 @@
     bpfjit bench --program crc32 --engine x86_64 --engine interpreter
     bpfjit bench --json out.json --plot out.png
     bpfjit bench prog.bin --mem input.dat your own program (.bin, .s or .o)
+    bpfjit bench --bounds                 also: bounds_check=False/'auto'/True and verifier cost
 
 Per program and engine: compile time, time per run (median over batches of a
 native repeat loop, after a warm-up), cost of one ``fn(mem)`` call from Python,
 executed BPF instructions and code bytes per BPF instruction. Every result is
 checked before anything is timed; a wrong one is a FAILURE and the exit status
-is 1.
+is 1. JIT engines compile with the defaults (verified, ``bounds_check="auto"``);
+``--bounds`` adds the cost of the checks (:mod:`bench.bounds`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import jit
 from jit.loader import load_program
 
 from . import native, suite
+from .bounds import FULL as BOUNDS_FULL
+from .bounds import QUICK as BOUNDS_QUICK
+from .bounds import BoundsResult, bounds_json, bounds_markdown, bounds_table, measure_bounds
 from .measure import (
     INTERPRETER,
     JIT,
@@ -42,7 +47,7 @@ from .measure import (
     measure_native,
     reference_run,
 )
-from .report import ProgramResult, markdown_table, print_report, report_json, write_plot
+from .report import ProgramResult, markdown_table, primary_engine, print_report, report_json, write_plot
 from .timing import FULL, QUICK, Budget
 
 MIN_FILE_WIDTH = 160
@@ -67,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG chart of speedups and ratios")
     parser.add_argument("--markdown", type=Path, metavar="PATH", help="write the summary table as Markdown")
     parser.add_argument("--list", action="store_true", help="list the suite programs and the engines, then exit")
+    parser.add_argument(
+        "--bounds",
+        action="store_true",
+        help="also time each program with bounds_check=False, 'auto' and True on the main JIT, and the verifier",
+    )
     return parser
 
 
@@ -150,6 +160,19 @@ def run_all(
     return results
 
 
+def run_bounds(console: Console, cases: list[Case], engine: BenchEngine, budget: Budget) -> list[BoundsResult]:
+    """The bounds-check study of every case on ``engine``, with a progress bar."""
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("bounds checks", total=len(cases))
+        for case in cases:
+            progress.update(task, description=f"{case.name}: bounds checks on {engine.label}")
+            results.append(measure_bounds(case, engine, budget))
+            progress.advance(task)
+    return results
+
+
 def _notes(console: Console, engines: list[BenchEngine], budget: Budget, user: bool) -> None:
     console.print(f"engines: {', '.join(e.label for e in engines)}", markup=False)
     console.print(
@@ -186,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.mem is not None:
                 raise UsageError("--mem only applies to your own program (bpfjit bench FILE --mem DATA)")
             cases = suite_cases(args.program, "quick" if args.quick else "full")
+        bounds_engine = primary_engine(engines) if args.bounds else None
+        if args.bounds and bounds_engine is None:
+            raise UsageError("--bounds needs a JIT engine")
     except (UsageError, OSError, jit.BpfError) as exc:
         console.print(f"bpfjit bench: error: {exc}", style="red", markup=False)
         return 2
@@ -195,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print("native C skipped: no C compiler found ($CC, gcc or cc)", markup=False)
     results = run_all(console, cases, engines, budget, compiles)
     print_report(console, results, engines)
+    bounds_budget = BOUNDS_QUICK if args.quick else BOUNDS_FULL
+    bounds = run_bounds(console, cases, bounds_engine, bounds_budget) if bounds_engine else []
+    if bounds_engine:
+        console.print(bounds_table(bounds, bounds_engine))
     settings = {
         "quick": args.quick,
         "size": "quick" if args.quick else "full",
@@ -203,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         "user_program": str(args.file) if args.file else None,
     }
     report = report_json(results, engines, settings)
-    for path, text in ((args.json, json.dumps(report, indent=2) + "\n"), (args.markdown, markdown_table(report))):
+    markdown = markdown_table(report)
+    if bounds_engine:
+        report["bounds"] = bounds_json(bounds, bounds_engine)
+        report["ok"] = report["ok"] and all(r.status == "ok" for r in bounds)
+        markdown += "\n" + bounds_markdown(report)
+    for path, text in ((args.json, json.dumps(report, indent=2) + "\n"), (args.markdown, markdown)):
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -211,4 +246,4 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         write_plot(args.plot, results, engines)
         console.print(f"wrote {args.plot}", markup=False)
-    return 1 if any(res.failures for res in results) else 0
+    return 1 if any(res.failures for res in results) or any(r.status != "ok" for r in bounds) else 0

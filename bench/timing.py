@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 Mem = bytes | bytearray | memoryview | None
@@ -76,13 +76,38 @@ def measure(batch: Callable[[int], object], budget: Budget = FULL, first: float 
         if first is None:
             elapsed = timed(batch, 1)
         return Timing(elapsed, 1, 1, (elapsed,))
+    n, elapsed = calibrate(batch, budget, elapsed)
+    count = max(1, min(budget.batches, int(budget.seconds / max(elapsed, 1e-9))))
+    samples = tuple(timed(batch, n) / n for _ in range(count))
+    return Timing(statistics.median(samples), n, count, samples)
+
+
+def calibrate(batch: Callable[[int], object], budget: Budget, elapsed: float) -> tuple[int, float]:
+    """Runs per batch (and that batch's time) so that a batch lasts at least
+    ``budget.min_batch``; ``elapsed`` is the time of one run."""
     n = 1
     while elapsed < budget.min_batch and n < MAX_BATCH:
         n = min(MAX_BATCH, max(2 * n, int(n * budget.target / max(elapsed, 1e-9))))
         elapsed = timed(batch, n)
-    count = max(1, min(budget.batches, int(budget.seconds / max(elapsed, 1e-9))))
-    samples = tuple(timed(batch, n) / n for _ in range(count))
-    return Timing(statistics.median(samples), n, count, samples)
+    return n, elapsed
+
+
+def measure_interleaved(batches: Mapping[str, Callable[[int], object]], budget: Budget = FULL) -> dict[str, Timing]:
+    """:func:`measure` for several variants of one workload, their batches
+    interleaved round by round, so that a change of machine load (frequency,
+    other processes) shifts every variant alike. Each batch has run once
+    (checked) before; one round of all variants fits the budget at least once."""
+    sizes = {name: calibrate(batch, budget, timed(batch, 1)) for name, batch in batches.items()}
+    round_time = sum(elapsed for _, elapsed in sizes.values())
+    rounds = max(1, min(budget.batches, int(budget.seconds / max(round_time, 1e-9))))
+    samples: dict[str, list[float]] = {name: [] for name in batches}
+    for _ in range(rounds):
+        for name, batch in batches.items():
+            n = sizes[name][0]
+            samples[name].append(timed(batch, n) / n)
+    return {
+        name: Timing(statistics.median(times), sizes[name][0], rounds, tuple(times)) for name, times in samples.items()
+    }
 
 
 def repeat_calls(call: Callable[[], object]) -> Callable[[int], None]:

@@ -98,6 +98,13 @@ def check_order(allowed: Check, base: int) -> list[Check]:
     return [region for region in order if region in allowed]
 
 
+def check_regions(prog: Program, insn: Instruction, allowed: Check) -> list[Check]:
+    """The regions a backend tests for one access, in order (see :func:`check_order`),
+    without the block table when the access could land in no block."""
+    blocks = program_blocks(prog, writes(insn))
+    return [region for region in check_order(allowed, base_register(insn)) if region is not Check.BLOCKS or blocks]
+
+
 def emitted_checks(prog: Program, checks: Mapping[int, Check]) -> dict[int, Check]:
     """The planned checks that belong to a memory access of ``prog`` (what a backend emits)."""
     return {pc: allowed for pc, allowed in checks.items() if allowed and _is_access(prog, pc)}
