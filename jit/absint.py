@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .interpreter import ALU_OPS, CONDITIONS, byte_swap, sign_extend
 
@@ -385,7 +385,7 @@ def _alu32(op: str, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
         result = _alu64(op, a, b, ident)
     if result.umax <= M32:
         return result
-    return replace(lo32(result), id=ident) if ident is not None else lo32(result)
+    return with_ids(lo32(result), ident, None)
 
 
 def unary(op: str, bits: int, ext: int, a: Scalar, ident: int | None = None) -> Scalar:
@@ -429,7 +429,8 @@ def join(a: Scalar, b: Scalar, len_a: tuple[int, int], len_b: tuple[int, int], l
     dlo, dhi = min(alo, blo), max(ahi, bhi)
     umin, umax = min(a.umin, b.umin), max(a.umax, b.umax)
     smin, smax = min(a.smin, b.smin), max(a.smax, b.smax)
-    result = _bounds((umin, umax, smin, smax, a.tval & ~mu, mu))
+    # the hulls of consistent bounds are consistent (tightening them is optional)
+    result = Scalar(umin, umax, smin, smax, a.tval & ~mu, mu)
     return with_d(result, dlo, dhi, *len_j)
 
 
@@ -443,7 +444,7 @@ def with_d(x: Scalar, dlo: int | None, dhi: int | None, len_lo: int, len_hi: int
         dhi = None
     if dlo == x.dlo and dhi == x.dhi:
         return x
-    return replace(x, dlo=dlo, dhi=dhi)
+    return Scalar(x.umin, x.umax, x.smin, x.smax, x.tval, x.tmask, dlo, dhi, x.id, x.base, x.delta, x.lost)
 
 
 def _below(value: int, floor: int, thresholds: Sequence[int]) -> int:
@@ -602,7 +603,10 @@ def _keep(old: Scalar, new: Scalar) -> Scalar:
         old.tmask,
     ):
         return old
-    return replace(new, dlo=old.dlo, dhi=old.dhi, id=old.id, base=old.base, delta=old.delta, lost=old.lost)
+    n = new
+    return Scalar(
+        n.umin, n.umax, n.smin, n.smax, n.tval, n.tmask, old.dlo, old.dhi, old.id, old.base, old.delta, old.lost
+    )
 
 
 def _meet_pair(
@@ -650,7 +654,7 @@ def meet(
         return None
     if narrowed.umin == narrowed.umax:
         return narrowed
-    result = replace(narrowed, id=x.id, base=x.base, delta=x.delta, lost=x.lost)
+    result = with_ids(narrowed, x.id, x.base, x.delta, x.lost)
     xlo, xhi = d_bounds(x, len_lo, len_hi)
     return with_d(result, max(dlo, xlo), min(dhi, xhi), len_lo, len_hi)
 

@@ -56,7 +56,7 @@ from __future__ import annotations
 import enum
 import heapq
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -70,7 +70,7 @@ from .program import Instruction, Program, check_control_flow
 FRAME = isa.STACK_SIZE
 SLOTS = FRAME // 8
 MAX_PROCESSED = 1_000_000
-WIDEN_AFTER = 2  # joins at a loop head before widening
+WIDEN_AFTER = 0  # joins at a loop head before widening
 THRESHOLD_STEPS = 3  # widenings that stop at the program's jump constants, before going all the way
 GIVE_UP_AFTER = 24  # joins at a loop head before changing bounds are dropped
 PATH_SHOWN = 40  # path entries shown in a message
@@ -267,7 +267,7 @@ class _Cfg:
     leaders: frozenset[int]
     loop_heads: frozenset[int]
     max_depth: int
-    thresholds: tuple[int, ...]
+    thresholds: tuple[tuple[int, ...], ...]  # per register, then one for the rest
 
 
 def _fail(prog: Program, pc: int, message: str) -> VerifierError:
@@ -441,14 +441,27 @@ def _written_register(insn: Instruction) -> int | None:
     return None
 
 
-def _thresholds(prog: Program) -> tuple[int, ...]:
-    """Widening stops at these values: jump constants and their neighbours."""
-    values = {0, 1, 8, 16, 32, 64, FRAME, LEN_MAX, M32, M64}
+def _thresholds(prog: Program) -> tuple[tuple[int, ...], ...]:
+    """Where widening a register's bounds stops first: the constants the
+    program compares that register with (and their neighbours), and the
+    bounds of what it writes there (masks, load widths, 32-bit results). So
+    a loop counter compared with 16 stops at 15, and a loop converges in a
+    few passes. The last entry, for stack slots and len, has all of them."""
+    per_reg: list[set[int]] = [{0} for _ in range(isa.MAX_REG + 1)]
     for _, insn in prog:
-        if insn.spec.form is Form.JMP_K:
+        spec = insn.spec
+        if spec.form is Form.JMP_K:
             for v in (insn.imm, insn.imm & M32, insn.imm & M64):
-                values.update((v - 1, v, v + 1))
-    return tuple(sorted(values))
+                per_reg[insn.dst].update((v - 1, v, v + 1))
+        elif spec.form is Form.ALU_K and spec.op in ("and", "mod", "rsh"):
+            imm = insn.imm & (M64 if spec.bits == 64 else M32)
+            per_reg[insn.dst].add({"and": imm, "mod": imm - 1, "rsh": M64 >> (imm & 63)}[spec.op])
+        elif spec.form is Form.LOAD:
+            per_reg[insn.dst].add((1 << (8 * spec.size)) - 1)
+        if spec.form in (Form.ALU_X, Form.ALU_K, Form.UNARY) and spec.bits == 32:
+            per_reg[insn.dst].add(M32)
+    everything = set().union(*per_reg, {FRAME, LEN_MAX})
+    return tuple(tuple(sorted(values)) for values in (*per_reg, everything))
 
 
 # --- paths -----------------------------------------------------------------------------------
@@ -512,13 +525,17 @@ class _Work:
     def depth(self) -> int:
         return len(self.stacks)
 
-    def values(self) -> list[tuple[list, int]]:
-        """(container, index) of every value a refinement may apply to: the
-        current registers and every spilled stack slot."""
-        where = [(self.regs, i) for i in range(len(self.regs))]
+    def values(self) -> Iterator[tuple[list | dict, int, Value]]:
+        """(container, index, value) of every value a refinement may apply to:
+        the current registers and every spilled stack slot."""
+        regs = self.regs
+        for index, value in enumerate(regs):
+            if not isinstance(value, Unset):
+                yield regs, index, value
         for stack in self.stacks:
-            where += [(stack, i) for i, slot in stack.items() if not isinstance(slot, int)]
-        return where
+            for index, slot in stack.items():
+                if not isinstance(slot, int):
+                    yield stack, index, slot
 
 
 # --- states: canonical ids, join, widening ------------------------------------------------------
@@ -577,24 +594,37 @@ class _Joiner:
     """Joins (and widens) two states at one instruction. Ids pair up: values
     that are equal in both states (same id in each) stay equal in the join."""
 
-    def __init__(self, old: State, new: State, widen: bool, give_up: bool, thresholds: tuple[int, ...], pc: int):
+    def __init__(
+        self,
+        old: State,
+        new: State,
+        widen: bool,
+        give_up: bool,
+        thresholds: tuple[tuple[int, ...], ...],
+        pc: int,
+    ):
         self.old, self.new = old, new
         self.len_old, self.len_new = (old.len_lo, old.len_hi), (new.len_lo, new.len_hi)
         self.len = (min(old.len_lo, new.len_lo), max(old.len_hi, new.len_hi))
         if widen:
-            self.len = absint.widen_len(self.len_old, self.len, thresholds)
-        self.widen, self.give_up, self.thresholds, self.pc = widen, give_up, thresholds, pc
+            self.len = absint.widen_len(self.len_old, self.len, thresholds[-1])
+        self.widen, self.give_up, self.all_thresholds, self.pc = widen, give_up, thresholds, pc
+        self.thresholds = thresholds[-1]  # those of what is being joined
         self.pairs: dict[tuple[object, object], int] = {}
 
     def state(self) -> State:
         frames = tuple(
-            Frame(
-                tuple(self.value(a, b) for a, b in zip(fa.regs, fb.regs)),
-                self.stack(fa.stack, fb.stack),
-            )
+            Frame(tuple(self._regs(fa.regs, fb.regs)), self.stack(fa.stack, fb.stack))
             for fa, fb in zip(self.old.frames, self.new.frames)
         )
-        return _canonical(State(frames, *self.len))
+        # pairs are numbered in the order _canonical would number them: the join is canonical
+        return State(frames, *self.len, len(self.pairs))
+
+    def _regs(self, a: tuple[Value, ...], b: tuple[Value, ...]) -> Iterator[Value]:
+        for reg, (x, y) in enumerate(zip(a, b)):
+            self.thresholds = self.all_thresholds[reg]
+            yield self.value(x, y)
+        self.thresholds = self.all_thresholds[-1]
 
     def _pair(self, a: object, b: object) -> int | None:
         if a is None or b is None:
@@ -638,7 +668,8 @@ class _Joiner:
         other = b if pointer is a else a
         maybe_null = (Region.MAP_VALUE, Region.MAP_VALUE_OR_NULL)
         if pointer.region in maybe_null and isinstance(other, Scalar) and other.const == 0:
-            return _repoint(pointer, region=Region.MAP_VALUE_OR_NULL, ident=None)
+            off = self.scalar(pointer.off, pointer.off) if pointer.off.const is None else pointer.off
+            return _repoint(pointer, region=Region.MAP_VALUE_OR_NULL, off=off, ident=None)
         if (
             isinstance(other, Pointer)
             and pointer.map == other.map
@@ -701,6 +732,7 @@ class _Analysis:
         self.queue: list[tuple[tuple[int, ...], int]] = []
         self.queued: set[tuple[tuple[int, ...], int]] = set()
         self.processed = self.pruned = 0
+        self.no_thresholds: tuple[tuple[int, ...], ...] = ((),) * len(cfg.thresholds)
         self.path: Path = None
         self.pc = 0
 
@@ -731,7 +763,7 @@ class _Analysis:
         if entry is not None:
             old = entry[0]
             joins = entry[2] if pc in self.cfg.loop_heads else -1
-            thresholds = self.cfg.thresholds if joins < WIDEN_AFTER + THRESHOLD_STEPS else ()
+            thresholds = self.cfg.thresholds if joins < WIDEN_AFTER + THRESHOLD_STEPS else self.no_thresholds
             joiner = _Joiner(old, state, joins >= WIDEN_AFTER, joins >= GIVE_UP_AFTER, thresholds, pc)
             joined = joiner.state()
             if joined == old:
@@ -1192,8 +1224,7 @@ class _Analysis:
 
     def _replace_pointer(self, w: _Work, pointer: Pointer, new: Value) -> None:
         """Every copy of a possibly-null pointer is null, or not, together."""
-        for container, index in w.values():
-            value = container[index]
+        for container, index, value in list(w.values()):
             if value is pointer or (pointer.id is not None and isinstance(value, Pointer) and value.id == pointer.id):
                 container[index] = new
 
@@ -1202,15 +1233,12 @@ class _Analysis:
         narrowing over to values known to differ from it by a constant."""
         if new is old:
             return True
-        root = old.root
-        for container, index in w.values():
-            value = container[index]
+        root, ident = old.root, old.id
+        for container, index, value in list(w.values()):
             offset = value.off if isinstance(value, Pointer) else value
-            if not isinstance(offset, Scalar):
-                continue
-            if offset is old or (old.id is not None and offset.id == old.id):
-                narrowed: Scalar | None = _keep_identity(offset, new)
-            elif root is not None and offset.root == root:
+            if offset is old or (ident is not None and offset.id == ident):  # type: ignore[union-attr]
+                narrowed: Scalar | None = _keep_identity(offset, new)  # type: ignore[arg-type]
+            elif root is not None and offset.root == root:  # type: ignore[union-attr]
                 narrowed = _carry(offset, old, new, w)
                 if narrowed is None:
                     return False

@@ -521,7 +521,8 @@ def guarded_programs(draw: st.DrawFn) -> str:
     lines = ["mov %r0, 0", "mov %r3, 0", "mov %r4, 0", "mov %r5, 0", "mov %r6, %r1", "mov %r9, 0"]
     lines += ["stxdw [%r10-8], %r6", "stxdw [%r10-16], %r3"] + (["top:"] if loop else [])
     for index in range(draw(st.integers(4, 14))):
-        kind = draw(st.sampled_from(["alu", "alu", "ptr", "cmp", "cmp", "load", "load", "store", "endptr", "spill"]))
+        kinds = ["alu", "alu", "ptr", "cmp", "cmp", "load", "load", "store", "endptr", "spill", "atomic"]
+        kind = draw(st.sampled_from(kinds))
         reg = draw(st.sampled_from(_REGS))
         if kind == "alu":
             op = draw(st.sampled_from(["add", "sub", "and", "rsh", "mov", "lsh", "add32"]))
@@ -545,6 +546,9 @@ def guarded_programs(draw: st.DrawFn) -> str:
         elif kind == "store":
             size = draw(st.sampled_from(["b", "h", "w", "dw"]))
             lines.append(f"st{size} [%r6{draw(st.integers(-2, 12)):+d}], 7")
+        elif kind == "atomic":
+            op = draw(st.sampled_from(["lock add", "lock add32", "lock fetch or32", "lock xchg"]))
+            lines.append(f"{op} [%r6{draw(st.integers(-2, 12)):+d}], {reg}")
         else:
             slot, value = draw(st.sampled_from([-8, -16, -12])), draw(st.sampled_from(["%r6", reg]))
             lines.append(draw(st.sampled_from([f"stxdw [%r10{slot}], {value}", f"ldxdw {value}, [%r10{slot}]"])))
