@@ -209,6 +209,33 @@ def test_quick_json_markdown_and_plot(tmp_path: Path, native_cache, capsys: pyte
     assert "geometric mean" in capsys.readouterr().out
 
 
+def test_bounds_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--bounds: every mode checked and timed on the main JIT, the verifier's cost."""
+    jit_engine = next(e for e in ENGINES if e.arch is not None)
+    out, md = tmp_path / "bench.json", tmp_path / "table.md"
+    argv = ["--quick", "--bounds", "--program", "simple", "--program", "memory_a_plus_b", "--engine", jit_engine.name]
+    assert runner.main([*argv, "--json", str(out), "--markdown", str(md)]) == 0
+    report = json.loads(out.read_text())
+    assert report["ok"] is True
+    bounds = report["bounds"]
+    assert bounds["engine"] == jit_engine.name
+    simple, a_plus_b = bounds["programs"]
+    # simple: R0 = 42, no memory access: every mode is the same machine code.
+    assert simple["accesses"] == 0 and simple["checked"] == {"off": 0, "auto": 0, "all": 0}
+    assert simple["same_code_as_off"] == ["auto", "all"] and simple["overhead"] == {"auto": 1.0, "all": 1.0}
+    # memory_a_plus_b: two 8-byte loads after "if (len < 16) return 0": proven, so
+    # only True checks them.
+    assert a_plus_b["accesses"] == 2 and a_plus_b["checked"] == {"off": 0, "auto": 0, "all": 2}
+    assert a_plus_b["same_code_as_off"] == ["auto"]
+    assert a_plus_b["overhead"]["all"] > 0 and a_plus_b["run_seconds"]["all"] > 0
+    for prog in (simple, a_plus_b):
+        assert prog["status"] == "ok"
+        assert prog["verifier_seconds"] > 0 and prog["verifier_insns_processed"] >= prog["accesses"]
+    assert set(bounds["overhead_geomean"]) == {"auto", "all"}
+    assert f"Bounds checks on {jit_engine.name}:" in md.read_text()
+    assert "Bounds checks on the" in capsys.readouterr().out
+
+
 def _wrong(name: str) -> suite.Benchmark:
     return dataclasses.replace(suite.get(name), reference=lambda data: 41)
 
