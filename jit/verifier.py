@@ -13,8 +13,15 @@ already verified at the same instruction is pruned.
 A definite violation raises :class:`jit.VerifierError` naming the instruction
 and, for path-dependent errors, the path reaching it. A memory access that is
 merely not provably safe is listed in ``VerifierResult.unproven`` (with a note
-saying why), for ``jit.compile(bounds_check="auto")`` to check at run time;
-:func:`verify` (the strict, Linux-like mode) rejects those too.
+saying why, and in ``regions`` the region it must stay in), for
+``jit.compile(bounds_check="auto")`` to check at run time; :func:`verify`
+(the strict, Linux-like mode) rejects those too.
+
+Loops: at a loop head the first join already widens, each register's bounds
+stopping first at the constants the program compares that register with or
+masks it to (:func:`_thresholds`), then at the extremes; so a loop costs
+about two passes over its body. Widening loses precision (an access becomes
+unproven), never soundness.
 
 Choices (the RFC leaves them to the verifier):
 
@@ -1197,7 +1204,8 @@ class _Analysis:
             na, nb = (ny, nx) if swapped else (nx, ny)
             return self._update(w, a, na) and (b.const is not None or self._update(w, b, nb))
         if isinstance(a, Pointer) and isinstance(b, Pointer):
-            if bits == 64 and a.region is b.region is Region.BUF and _small(a.off) and _small(b.off):
+            comparable = relation in ("eq", "ne", "lt", "le")  # jset and signed order see the base's bits
+            if comparable and bits == 64 and a.region is b.region is Region.BUF and _small(a.off) and _small(b.off):
                 x, y = (b, a) if swapped else (a, b)
                 refined = absint.refine(relation, 64, x.off, y.off, w.len_lo, w.len_hi)
                 if refined is None:

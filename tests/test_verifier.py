@@ -352,6 +352,13 @@ def test_guarded_access_verifies_and_unguarded_does_not(name: str, text: str, ac
         verify(unguarded, mem_size=None)
 
 
+def test_only_unsigned_pointer_comparisons_bound_the_buffer() -> None:
+    # signed order and jset of two addresses depend on the buffer's address, not just the offsets
+    for cond in ("jsgt", "jset"):
+        prog = asm(GUARDED_BY_END_POINTER.replace("jgt %r4, %r3", f"{cond} %r4, %r3"))
+        assert analyze(prog).unproven == {6}, cond
+
+
 def test_guard_too_small_for_the_access() -> None:
     prog = asm(GUARDED_BY_R2.replace("jlt %r2, 4", "jlt %r2, 3"))
     assert analyze(prog).unproven == {2}  # len >= 3 does not cover a 4-byte load
