@@ -1,8 +1,9 @@
 """``jit.compile``: a program to a callable running machine code.
 
 Steps: load the program (Program, bytecode, assembly text or a path), check
-that every jump lands on an instruction, generate and assemble code with the
-backend for ``arch``, then wrap it: :class:`jit.native.NativeProgram` when the
+that every jump lands on an instruction, verify it (:mod:`jit.verifier`) and
+plan the run-time bounds checks (:mod:`jit.safety`), generate and assemble
+code with the backend for ``arch``, then wrap it: :class:`jit.native.NativeProgram` when the
 code is for this host and ``emulate`` is False, else the unicorn runner
 :class:`backends.emulator.EmulatedProgram`.
 
