@@ -51,7 +51,10 @@ Choices (the RFC leaves them to the verifier):
 * Linux helper prototypes (:data:`HELPER_PROTOTYPES`) apply to the helpers
   this library provides under those ids and to any helper whose name is the
   prototype's name (``bpf_`` prefix optional); other registered helpers may
-  take anything and return a scalar.
+  take anything and return a scalar, and may write anywhere in a stack frame
+  they get a pointer into (its spilled values are forgotten).
+* Each subprogram's jumps stay inside it, and its last instruction is exit or
+  ja (as in Linux).
 * Maps: LD_IMM64 with src 1/5 is a map pointer and src 2/6 a pointer into a
   map value. A program loaded from ELF has them resolved to plain constants;
   ``prog.relocations`` then names the map, and ``prog.maps`` gives the value
@@ -75,7 +78,6 @@ from .isa import Form
 from .program import Instruction, Program, check_control_flow
 
 FRAME = isa.STACK_SIZE
-SLOTS = FRAME // 8
 MAX_PROCESSED = 1_000_000
 WIDEN_AFTER = 0  # joins at a loop head before widening
 THRESHOLD_STEPS = 3  # widenings that stop at the program's jump constants, before going all the way
