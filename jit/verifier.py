@@ -73,8 +73,9 @@ from types import MappingProxyType
 from . import absint, isa
 from .absint import LEN_MAX, M32, M64, Scalar
 from .errors import VerifierError
-from .helpers import Helper, resolve_helpers
+from .helpers import Helper
 from .isa import Form
+from .linux_helpers import program_helpers
 from .program import Instruction, Program, check_control_flow
 
 FRAME = isa.STACK_SIZE
@@ -236,7 +237,7 @@ def analyze(
     """Verify ``prog``: raise :class:`VerifierError` for any definite violation,
     and list the accesses that are not provably safe in ``result.unproven``."""
     start = time.perf_counter()
-    table = resolve_helpers(helpers)
+    table = program_helpers(prog, helpers)  # the Linux helpers (over prog's maps), then the user's
     cfg = _check_structure(prog, allow_loops, table)
     analysis = _Analysis(prog, cfg, table, mem_size)
     analysis.run()
