@@ -694,11 +694,12 @@ class _Emitter:
         )
         if self.options.checks:
             self.check_setup()
-        self.label("batch")  # every run: zeroed BPF stack, fresh registers and step budget
-        self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_START}]", f"mov x10, #{STACK_BYTES // 16}")
-        self.label("zero")
-        self.emit("stp xzr, xzr, [x9], #16", "subs x10, x10, #1")
-        self.branch("b.ne", "zero")
+        self.label("batch")  # every run: zeroed BPF stack (unless verified), fresh registers and step budget
+        if self.options.zero_stack:
+            self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_START}]", f"mov x10, #{STACK_BYTES // 16}")
+            self.label("zero")
+            self.emit("stp xzr, xzr, [x9], #16", "subs x10, x10, #1")
+            self.branch("b.ne", "zero")
         self.emit(f"ldp {X[1]}, {X[2]}, [sp, #64]", f"ldr {X[10]}, [{CTX}, #{Ctx.STACK_END}]")
         self.emit(*(f"mov {X[r]}, #0" for r in (0, 3, 4, 5, 6, 7, 8, 9)))
         if self.options.max_steps is not None:

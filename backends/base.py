@@ -127,6 +127,10 @@ class CodegenOptions:
     # Run-time bounds checks: slot -> where the access may land (jit.safety
     # plans them from bounds_check and the verifier's result).
     checks: Mapping[int, Check] = field(default_factory=dict, hash=False)
+    # Zero the BPF stack before every run (as the interpreter does). A verified
+    # program never reads a stack byte it has not written, so jit.compile turns
+    # this off for verified programs: it is most of the fixed cost of a run.
+    zero_stack: bool = True
 
 
 @dataclass

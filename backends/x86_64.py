@@ -223,9 +223,9 @@ class _Emitter:
         if self.options.checks:
             self._check_setup()
         self.emit(f"{repeat}:")
-        # Every run starts with a zeroed BPF stack (rep stosq: rdi, rcx, rax).
-        self.emit(f"mov {RDI.q}, {_ctx(Ctx.STACK_START)}", f"mov {RCX.d}, {STACK_BYTES // 8}")
-        self.emit(f"xor {RAX.d}, {RAX.d}", "rep stosq")
+        if self.options.zero_stack:  # a zeroed BPF stack for every run (rep stosq: rdi, rcx, rax)
+            self.emit(f"mov {RDI.q}, {_ctx(Ctx.STACK_START)}", f"mov {RCX.d}, {STACK_BYTES // 8}")
+            self.emit(f"xor {RAX.d}, {RAX.d}", "rep stosq")
         self.emit(f"mov {REGS[1].q}, qword ptr [rsp+16]", f"mov {REGS[2].q}, qword ptr [rsp+8]")
         self.emit(f"mov {REGS[10].q}, {_ctx(Ctx.STACK_END)}")
         self.emit(*(f"xor {REGS[r].d}, {REGS[r].d}" for r in (0, 3, 4, 5, 6, 7, 8, 9)))

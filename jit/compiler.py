@@ -99,7 +99,8 @@ def compile(
         check_control_flow(target)
         verification = analyze(target, helpers=resolved) if verify else None
         checks = plan_checks(target, bounds_check, verification)
-        native = backend.compile(target, replace(options, checks=checks))
+        # a verified program never reads stack it did not write: no need to zero it per run
+        native = backend.compile(target, replace(options, checks=checks, zero_stack=verification is None))
         if arch == host and not emulate:
             from .native import NativeProgram
 
