@@ -50,7 +50,17 @@ from jit.isa import STACK_SIZE, Form
 from jit.maps import Desc
 from jit.program import Instruction, Program, check_control_flow
 
-from .base import HELPER_SLOTS, STACK_BYTES, Backend, Check, CodegenOptions, Ctx, ErrorCode, NativeCode
+from .base import (
+    HELPER_SLOTS,
+    STACK_BYTES,
+    Backend,
+    Check,
+    CodegenOptions,
+    Ctx,
+    ErrorCode,
+    NativeCode,
+    checked_helper_id,
+)
 
 # --- register map ----------------------------------------------------------------
 _BPF_REGS = (7, 0, 1, 2, 3, 4, 19, 20, 21, 22, 25)  # x-register number of R0..R10
@@ -428,12 +438,7 @@ class _Emitter:
         )
 
     def call_helper(self, pc: int, insn: Instruction) -> None:
-        helper_id = insn.imm
-        if helper_id not in self.options.helper_ids:
-            known = ", ".join(map(str, sorted(self.options.helper_ids))) or "none"
-            raise self.error(pc, f"unknown helper id {helper_id} (known: {known})")
-        if not 0 <= helper_id < HELPER_SLOTS:
-            raise self.error(pc, f"helper id {helper_id} is outside the helper table (0..{HELPER_SLOTS - 1})")
+        helper_id = checked_helper_id(self.prog, pc, insn.imm, self.options)
         self.emit(f"ldr x9, [{CTX}, #{Ctx.HELPERS + 8 * helper_id}]")
         self.mov_imm(5, helper_id)
         self.call_out(pc)

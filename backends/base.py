@@ -64,6 +64,7 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from jit.errors import CompileError
 from jit.isa import MAX_CALL_DEPTH, STACK_SIZE
 from jit.program import Program
 
@@ -180,3 +181,16 @@ class Backend(ABC):
     @abstractmethod
     def compile(self, prog: Program, options: CodegenOptions) -> NativeCode:
         """Generate, assemble in one keystone call, and record the offsets."""
+
+
+def checked_helper_id(prog: Program, pc: int, helper_id: int, options: CodegenOptions) -> int:
+    """``helper_id`` of the call at ``pc``, once checked to be registered and
+    inside the helper table; raises CompileError naming the instruction."""
+    if helper_id not in options.helper_ids:
+        known = ", ".join(map(str, sorted(options.helper_ids))) or "none"
+        raise CompileError(f"{prog.describe(pc)}: unknown helper id {helper_id} (known: {known})")
+    if not 0 <= helper_id < HELPER_SLOTS:
+        raise CompileError(
+            f"{prog.describe(pc)}: helper id {helper_id} is outside the helper table (0..{HELPER_SLOTS - 1})"
+        )
+    return helper_id

@@ -56,7 +56,17 @@ from jit.isa import JMP_OPERATIONS, STACK_SIZE, Form
 from jit.maps import Desc
 from jit.program import Instruction, Program
 
-from .base import HELPER_SLOTS, STACK_BYTES, Backend, Check, CodegenOptions, Ctx, ErrorCode, NativeCode
+from .base import (
+    HELPER_SLOTS,
+    STACK_BYTES,
+    Backend,
+    Check,
+    CodegenOptions,
+    Ctx,
+    ErrorCode,
+    NativeCode,
+    checked_helper_id,
+)
 
 
 @dataclass(frozen=True)
@@ -403,12 +413,7 @@ class _Emitter:
         self.emit(f"cmp {_ctx(Ctx.ERROR)}, 0", f"jne {self.site(ErrorCode.HELPER, pc)}")
 
     def _call_helper(self, pc: int, insn: Instruction) -> None:
-        helper_id = insn.imm
-        if helper_id not in self.options.helper_ids:
-            known = ", ".join(map(str, sorted(self.options.helper_ids))) or "none"
-            raise self.error(pc, f"unknown helper id {helper_id} (known: {known})")
-        if not 0 <= helper_id < HELPER_SLOTS:
-            raise self.error(pc, f"helper id {helper_id} is outside the helper table (0..{HELPER_SLOTS - 1})")
+        helper_id = checked_helper_id(self.prog, pc, insn.imm, self.options)
         self.emit(f"mov {HELPER_ID_ARG.d}, {helper_id}")
         self._call_out(pc, f"qword ptr [{CONTEXT.q}+{Ctx.HELPERS + 8 * helper_id}]")
 
