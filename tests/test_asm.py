@@ -9,12 +9,12 @@ from __future__ import annotations
 import struct
 
 import pytest
+from conftest import conformance_dir, conformance_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jit import AssemblyError, Instruction, Program, assemble, disassemble, isa
 from jit.conformance import load, parse
-from tests.conftest import conformance_dir, conformance_files
 
 
 def slots(prog: Program) -> list[tuple[int, int, int, int, int]]:
