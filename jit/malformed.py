@@ -5,7 +5,8 @@ Each case is bytes made from a seeded random source (:func:`make_case`):
 random bytes of any length, truncated or mutated valid programs, or programs
 of random but well-formed instructions (jumps anywhere, any registers, any
 memory offsets). :func:`exercise` sends one case through every stage: decode,
-verify, compile for each architecture, and run on every engine with a step
+verify, compile for each architecture (verified, and with ``verify=False`` so
+that every access is checked at run time), and run on every engine with a step
 budget. Only a value or a ``BpfError`` is an acceptable outcome.
 
 :func:`campaign` runs the cases in a child process, so a crash (a signal) or a
@@ -88,14 +89,23 @@ def exercise(raw: bytes, native: bool = True) -> list[str]:
         if engine.arch is None:
             attempt(engine.name, lambda: interpret(prog, mem, helpers=FUZZ_HELPERS, max_steps=STEP_BUDGET))
             continue
-        fn = attempt(
-            f"compile {engine.name}",
-            lambda engine=engine: jit_compile(
-                prog, arch=engine.arch, helpers=FUZZ_HELPERS, emulate=engine.emulated, max_steps=STEP_BUDGET
-            ),
-        )
-        if fn is not None:
-            attempt(engine.name, lambda fn=fn: fn(mem))
+        # As compiled by default (verified, checked where not proven), and
+        # unverified (every memory access checked at run time): the second is
+        # what stands between a program the verifier would reject and a crash.
+        for label, options in (("", {}), (" unverified", {"verify": False})):
+            fn = attempt(
+                f"compile {engine.name}{label}",
+                lambda engine=engine, options=options: jit_compile(
+                    prog,
+                    arch=engine.arch,
+                    helpers=FUZZ_HELPERS,
+                    emulate=engine.emulated,
+                    max_steps=STEP_BUDGET,
+                    **options,
+                ),
+            )
+            if fn is not None:
+                attempt(f"{engine.name}{label}", lambda fn=fn: fn(mem))
     return outcomes
 
 
