@@ -79,6 +79,19 @@ def safe_by_construction(insn: Instruction) -> bool:
     return -STACK_SIZE <= insn.off <= -size and aligned
 
 
+_WRITES_DST = frozenset({Form.ALU_X, Form.ALU_K, Form.UNARY, Form.LDDW, Form.LOAD})
+
+
+def writes_frame_pointer(prog: Program) -> bool:
+    """Whether any instruction of ``prog`` writes R10 (its dst, or the src of a
+    fetching atomic, which receives the old value)."""
+    return any(
+        (insn.spec.form in _WRITES_DST and insn.dst == FRAME_POINTER)
+        or (insn.spec.form is Form.ATOMIC and insn.spec.fetch and insn.src == FRAME_POINTER)
+        for insn in prog.instructions
+    )
+
+
 def writes(insn: Instruction) -> bool:
     """Whether a memory access writes (stores and atomics)."""
     return insn.spec.form is not Form.LOAD
@@ -121,7 +134,10 @@ def plan_checks(prog: Program, bounds_check: bool | str, result: VerifierResult 
         return {}
     accesses = [(pc, insn) for pc, insn in prog if insn.spec.form in MEMORY_FORMS]
     if mode is True or result is None:
-        return {pc: Check.ANY for pc, insn in accesses if not safe_by_construction(insn)}
+        # R10-relative accesses are safe by construction only while R10 is read-only:
+        # the verifier guarantees it; without it, the program must not write R10 anywhere.
+        trusted_r10 = result is not None or not writes_frame_pointer(prog)
+        return {pc: Check.ANY for pc, insn in accesses if not (trusted_r10 and safe_by_construction(insn))}
     plan = {}
     for pc in (pc for pc, _ in accesses if pc in result.unproven):
         allowed = Check(0)
