@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-from jit.errors import CompileError
-
-from .base import Backend
+from backends.base import Backend
+from jit.core.errors import CompileError
 
 # arch -> (module, class); modules are imported lazily.
 _BACKENDS = {

@@ -44,13 +44,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from jit import safety
-from jit.errors import CompileError
-from jit.isa import STACK_SIZE, Form
-from jit.maps import Desc
-from jit.program import Instruction, Program, check_control_flow
-
-from .base import (
+from backends.base import (
     HELPER_SLOTS,
     STACK_BYTES,
     Backend,
@@ -61,6 +55,11 @@ from .base import (
     NativeCode,
     checked_helper_id,
 )
+from jit.analysis import checks as safety
+from jit.core.errors import CompileError
+from jit.core.isa import STACK_SIZE, Form
+from jit.core.program import Instruction, Program, check_control_flow
+from jit.frontend.maps import Desc
 
 # --- register map ----------------------------------------------------------------
 _BPF_REGS = (7, 0, 1, 2, 3, 4, 19, 20, 21, 22, 25)  # x-register number of R0..R10

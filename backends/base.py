@@ -64,9 +64,9 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from jit.errors import CompileError
-from jit.isa import MAX_CALL_DEPTH, STACK_SIZE
-from jit.program import Program
+from jit.core.errors import CompileError
+from jit.core.isa import MAX_CALL_DEPTH, STACK_SIZE
+from jit.core.program import Program
 
 
 class Ctx(enum.IntEnum):

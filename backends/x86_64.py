@@ -50,13 +50,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jit import safety
-from jit.errors import CompileError
-from jit.isa import JMP_OPERATIONS, STACK_SIZE, Form
-from jit.maps import Desc
-from jit.program import Instruction, Program
-
-from .base import (
+from backends.base import (
     HELPER_SLOTS,
     STACK_BYTES,
     Backend,
@@ -67,6 +61,11 @@ from .base import (
     NativeCode,
     checked_helper_id,
 )
+from jit.analysis import checks as safety
+from jit.core.errors import CompileError
+from jit.core.isa import JMP_OPERATIONS, STACK_SIZE, Form
+from jit.core.program import Instruction, Program
+from jit.frontend.maps import Desc
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 import jit
-from jit.linux_helpers import TailCallChain, program_helpers
-from jit.safety import MEMORY_FORMS
-from jit.verifier import analyze
-
-from .measure import BenchEngine, Case
-from .report import fmt_factor, fmt_time, geomean
-from .timing import Budget, Timing, as_buffer, measure_interleaved
+from bench.measure import BenchEngine, Case
+from bench.report import fmt_factor, fmt_time, geomean
+from bench.timing import Budget, Timing, as_buffer, measure_interleaved
+from jit.analysis.checks import MEMORY_FORMS
+from jit.analysis.verifier import analyze
+from jit.runtime.linux_helpers import TailCallChain, program_helpers
 
 # More, shorter batches than the other figures: overheads of a few percent need them.
 FULL = Budget(batches=15, seconds=3.0, target=0.01, min_batch=0.005)

@@ -16,7 +16,7 @@ import sys
 import time
 
 import jit
-from jit.interpreter import run
+from jit.runtime.interpreter import run
 
 LOOP = """
     mov %r0, 0

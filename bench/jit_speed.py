@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import jit
 from bench.interp_speed import LOOP
-from jit.isa import lookup
-from jit.program import Instruction, Program
+from jit.core.isa import lookup
+from jit.core.program import Instruction, Program
 
 
 def median_time(action: Callable[[], object], runs: int) -> float:

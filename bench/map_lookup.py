@@ -22,10 +22,10 @@ import sys
 
 import jit
 from bench.timing import FULL, QUICK, Budget, measure
-from jit.elf import Relocation
-from jit.engines import Engine, engines
-from jit.maps import ArrayMap
-from jit.program import Program
+from jit.core.program import Program
+from jit.frontend.elf import Relocation
+from jit.frontend.maps import ArrayMap
+from jit.tools.engines import Engine, engines
 
 KEYS = 8
 

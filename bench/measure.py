@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import jit
-from jit.engines import engines as all_engines
-from jit.interpreter import run as interpreter_run
-
-from . import native
-from .suite import Benchmark
-from .timing import Budget, Timing, as_buffer, measure, repeat_calls
+from bench import native
+from bench.suite import Benchmark
+from bench.timing import Budget, Timing, as_buffer, measure, repeat_calls
+from jit.runtime.interpreter import run as interpreter_run
+from jit.tools.engines import engines as all_engines
 
 INTERPRETER, JIT, NATIVE = "interpreter", "jit", "native"
 

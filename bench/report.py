@@ -19,9 +19,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import native
-from .measure import INTERPRETER, JIT, NATIVE, BenchEngine, Case, EngineResult
-from .timing import Timing
+from bench import native
+from bench.measure import INTERPRETER, JIT, NATIVE, BenchEngine, Case, EngineResult
+from bench.timing import Timing
 
 SCHEMA = "bpfjit-bench/1"
 PACKAGES = ("bpfjit", "keystone-engine", "capstone", "unicorn", "pyelftools", "rich", "matplotlib")

@@ -27,13 +27,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import jit
-from jit.loader import load_program
-
-from . import native, suite
-from .bounds import FULL as BOUNDS_FULL
-from .bounds import QUICK as BOUNDS_QUICK
-from .bounds import BoundsResult, bounds_json, bounds_markdown, bounds_table, measure_bounds
-from .measure import (
+from bench import native, suite
+from bench.bounds import FULL as BOUNDS_FULL
+from bench.bounds import QUICK as BOUNDS_QUICK
+from bench.bounds import BoundsResult, bounds_json, bounds_markdown, bounds_table, measure_bounds
+from bench.measure import (
     INTERPRETER,
     JIT,
     NATIVE,
@@ -47,8 +45,9 @@ from .measure import (
     measure_native,
     reference_run,
 )
-from .report import ProgramResult, markdown_table, primary_engine, print_report, report_json, write_plot
-from .timing import FULL, QUICK, Budget
+from bench.report import ProgramResult, markdown_table, primary_engine, print_report, report_json, write_plot
+from bench.timing import FULL, QUICK, Budget
+from jit.frontend.loader import load_program
 
 MIN_FILE_WIDTH = 160
 

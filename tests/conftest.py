@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jit.conformance import suite_dir
+from jit.frontend.conformance import suite_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from jit.fuzz import DATA_SIZE, TEST_HELPER_ID, Generated, generate, mixing_helper
+from jit.tools.fuzz import DATA_SIZE, TEST_HELPER_ID, Generated, generate, mixing_helper
 
 __all__ = ["DATA_SIZE", "TEST_HELPER_ID", "Generated", "mixing_helper", "programs"]
 

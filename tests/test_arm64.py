@@ -19,8 +19,8 @@ import pytest
 import jit
 from backends.arm64 import Arm64Backend, is_addsub_imm, is_logical_imm
 from backends.base import Check, CodegenOptions
-from jit import isa
-from jit.program import Instruction, Program
+from jit.core import isa
+from jit.core.program import Instruction, Program
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1

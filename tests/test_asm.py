@@ -13,8 +13,9 @@ from conftest import conformance_dir, conformance_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jit import AssemblyError, Instruction, Program, assemble, disassemble, isa
-from jit.conformance import load, parse
+from jit import AssemblyError, Instruction, Program, assemble, disassemble
+from jit.core import isa
+from jit.frontend.conformance import load, parse
 
 
 def slots(prog: Program) -> list[tuple[int, int, int, int, int]]:

@@ -14,9 +14,9 @@ import pytest
 import jit
 from bench import build, measure, native, runner, suite
 from bench.timing import QUICK as QUICK_BUDGET
-from jit.engines import engines
-from jit.interpreter import run as interpreter_run
-from jit.isa import Form
+from jit.core.isa import Form
+from jit.runtime.interpreter import run as interpreter_run
+from jit.tools.engines import engines
 
 ENGINES = engines()
 MASK64 = (1 << 64) - 1

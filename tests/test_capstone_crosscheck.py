@@ -14,8 +14,9 @@ import re
 
 import pytest
 
-from jit import Instruction, disassemble, isa
-from jit.program import Program
+from jit import Instruction, disassemble
+from jit.core import isa
+from jit.core.program import Program
 
 capstone = pytest.importorskip("capstone", reason="capstone is not installed")
 

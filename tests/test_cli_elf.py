@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from jit.cli import main
-from jit.engines import engines, host_arch
+from jit.tools.cli import main
+from jit.tools.engines import engines, host_arch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ENGINE_NAMES = [engine.name for engine in engines()]

@@ -14,8 +14,8 @@ import pytest
 from conftest import conformance_dir, conformance_files
 
 import jit
-from jit.conformance import load
-from jit.engines import Engine, engines
+from jit.frontend.conformance import load
+from jit.tools.engines import Engine, engines
 
 if conformance_dir() is None:
     reason = "conformance suite not found: set BPF_CONFORMANCE_DIR or put it in ../shared/conformance/tests"

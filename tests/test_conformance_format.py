@@ -9,7 +9,7 @@ import pytest
 from conftest import conformance_dir
 
 from jit import BpfError
-from jit.conformance import ConformanceFileError, load, parse
+from jit.frontend.conformance import ConformanceFileError, load, parse
 
 # mov %r0, 1 ; exit  as raw slots (opcode | dst<<8 | src<<12 | off<<16 | imm<<32)
 MOV_R0_2_EXIT_RAW = "0x00000002000000b7 0x0000000000000095"

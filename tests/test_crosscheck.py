@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 
 import jit
-from jit.crosscheck import crosscheck, deterministic_helpers, normalise
-from jit.engines import engines
+from jit.tools.crosscheck import crosscheck, deterministic_helpers, normalise
+from jit.tools.engines import engines
 
 PROGRAM = """
     mov %r0, 1

@@ -29,7 +29,7 @@ from strategies import TEST_HELPER_ID, mixing_helper, programs
 import jit
 from backends.base import NativeCode
 from backends.x86_64 import X86_64Backend
-from jit.engines import Engine, engines
+from jit.tools.engines import Engine, engines
 
 MASK64 = (1 << 64) - 1
 INT_MIN32 = 0xFFFF_FFFF_8000_0000  # (s64)INT32_MIN

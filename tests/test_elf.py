@@ -19,10 +19,10 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import jit
-from jit.elf import ElfObject, MapSpec, format_sections, list_sections, load_elf, symbolic
-from jit.loader import load_program
-from jit.maps import ArrayMap, HashMap, MapType, ProgArrayMap
-from jit.program import check_control_flow
+from jit.core.program import check_control_flow
+from jit.frontend.elf import ElfObject, MapSpec, format_sections, list_sections, load_elf, symbolic
+from jit.frontend.loader import load_program
+from jit.frontend.maps import ArrayMap, HashMap, MapType, ProgArrayMap
 
 FIXTURES = Path(__file__).parent / "fixtures"
 XDP_PASS, XDP_DROP = 2, 1

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 import jit
-from jit.crosscheck import crosscheck, deterministic_helpers
-from jit.elf import Relocation, load_elf
-from jit.engines import Engine, engines
-from jit.maps import BPF_F_RDONLY_PROG, ArrayMap, HashMap, Map, PercpuArrayMap, ProgArrayMap
-from jit.program import Program
+from jit.core.program import Program
+from jit.frontend.elf import Relocation, load_elf
+from jit.frontend.maps import BPF_F_RDONLY_PROG, ArrayMap, HashMap, Map, PercpuArrayMap, ProgArrayMap
+from jit.tools.crosscheck import crosscheck, deterministic_helpers
+from jit.tools.engines import Engine, engines
 
 FIXTURES = Path(__file__).parent / "fixtures"
 XDP_PASS, XDP_DROP = 2, 1

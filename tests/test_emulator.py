@@ -13,7 +13,7 @@ import struct
 import pytest
 
 import jit
-from backends.emulator import EmulatedProgram
+from jit.runtime.emulated import EmulatedProgram
 
 ARCHES = ("arm64", "x86_64")
 

@@ -6,9 +6,9 @@ import random
 from dataclasses import dataclass
 
 import jit
-from jit.cli import main
-from jit.engines import Engine, engines
-from jit.fuzz import FUZZ_HELPERS, Generated, Op, campaign, generate, minimise
+from jit.tools.cli import main
+from jit.tools.engines import Engine, engines
+from jit.tools.fuzz import FUZZ_HELPERS, Generated, Op, campaign, generate, minimise
 
 
 def test_generation_is_deterministic_per_seed():

@@ -8,8 +8,9 @@ import gc
 import pytest
 
 import jit
-from jit.interpreter import run
-from jit.memory import MEM_BASE, STACK_TOP
+import jit.runtime.interpreter
+from jit.runtime.interpreter import run
+from jit.runtime.memory import MEM_BASE, STACK_TOP
 
 
 def execute(text: str, mem=None, **kwargs) -> jit.interpreter.RunResult:
@@ -159,8 +160,8 @@ def test_repeated_runs_start_fresh() -> None:
 
 def test_program_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     decodes = []
-    original = jit.interpreter._Decoder.handlers
-    monkeypatch.setattr(jit.interpreter._Decoder, "handlers", lambda self: decodes.append(1) or original(self))
+    original = jit.runtime.interpreter._Decoder.handlers
+    monkeypatch.setattr(jit.runtime.interpreter._Decoder, "handlers", lambda self: decodes.append(1) or original(self))
     prog = jit.assemble("mov %r0, 42\nexit")
     assert [jit.interpret(prog) for _ in range(5)] == [42] * 5
     assert len(decodes) == 1

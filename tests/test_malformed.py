@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jit import MemoryAccessError
-from jit.engines import engines
-from jit.malformed import campaign, exercise, make_case
+from jit.tools.engines import engines
+from jit.tools.malformed import campaign, exercise, make_case
 
 EXAMPLES = int(os.environ.get("BPFJIT_HYPOTHESIS_EXAMPLES", "50"))
 

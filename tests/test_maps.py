@@ -13,17 +13,9 @@ from pathlib import Path
 import pytest
 
 import jit
-from jit.errors import MemoryAccessError
-from jit.hostmem import PAGE_SIZE, HostMemory
-from jit.linux_helpers import (
-    MAX_TAIL_CALLS,
-    TailCallChain,
-    TailCallRequest,
-    format_trace,
-    helpers_for,
-    run_with_tail_calls,
-)
-from jit.maps import (
+from jit.core.errors import MemoryAccessError
+from jit.frontend.hostmem import PAGE_SIZE, HostMemory
+from jit.frontend.maps import (
     BPF_EXIST,
     BPF_NOEXIST,
     DESCRIPTOR_SIZE,
@@ -37,6 +29,14 @@ from jit.maps import (
     PercpuHashMap,
     ProgArrayMap,
     create_map,
+)
+from jit.runtime.linux_helpers import (
+    MAX_TAIL_CALLS,
+    TailCallChain,
+    TailCallRequest,
+    format_trace,
+    helpers_for,
+    run_with_tail_calls,
 )
 
 MASK64 = (1 << 64) - 1

@@ -19,10 +19,10 @@ from conftest import conformance_files
 
 import jit
 from backends.base import Check
-from backends.emulator import EmulatedProgram
-from jit.conformance import load
-from jit.engines import Engine, engines
-from jit.program import Program
+from jit.core.program import Program
+from jit.frontend.conformance import load
+from jit.runtime.emulated import EmulatedProgram
+from jit.tools.engines import Engine, engines
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ENGINES = engines()

@@ -12,7 +12,7 @@ import struct
 import pytest
 
 import jit
-from jit.interpreter import RunResult, run
+from jit.runtime.interpreter import RunResult, run
 
 M64 = 0xFFFF_FFFF_FFFF_FFFF  # -1
 LLONG_MIN = 0x8000_0000_0000_0000

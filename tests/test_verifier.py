@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jit
-from jit import isa
-from jit.errors import MemoryAccessError, VerifierError
-from jit.maps import BPF_F_RDONLY_PROG, create_map
-from jit.program import Program
-from jit.verifier import HELPER_PROTOTYPES, Region, analyze, verify
+from jit.analysis.verifier import HELPER_PROTOTYPES, Region, analyze, verify
+from jit.core import isa
+from jit.core.errors import MemoryAccessError, VerifierError
+from jit.core.program import Program
+from jit.frontend.maps import BPF_F_RDONLY_PROG, create_map
 
 BENCH_PROGRAMS = sorted((REPO / "bench" / "programs").glob("*.bin"))
 
@@ -603,7 +603,7 @@ CONFORMANCE = conformance_files()
 @pytest.mark.skipif(not CONFORMANCE, reason="conformance suite not found (set BPF_CONFORMANCE_DIR)")
 @pytest.mark.parametrize("path", CONFORMANCE, ids=[p.stem for p in CONFORMANCE])
 def test_conformance_program_verifies(path: Path) -> None:
-    from jit.conformance import load
+    from jit.frontend.conformance import load
 
     case = load(path)
     mem_size = len(case.mem) if case.mem else 0

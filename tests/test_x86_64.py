@@ -17,9 +17,9 @@ import jit
 from backends import get_backend
 from backends.base import CodegenOptions, NativeCode
 from backends.x86_64 import CONTEXT, REGS, SCRATCH, X86_64Backend
-from jit import isa
-from jit.engines import Engine, engines, host_arch
-from jit.program import Instruction, Program
+from jit.core import isa
+from jit.core.program import Instruction, Program
+from jit.tools.engines import Engine, engines, host_arch
 
 X86_ENGINES = [engine for engine in engines() if engine.arch == "x86_64"]
 MASK64 = (1 << 64) - 1
@@ -216,7 +216,7 @@ def test_packet_load_out_of_bounds_inside_a_local_call_returns_zero(engine: Engi
 def _machine_helper(assembly: str) -> int:
     """Address of a tiny native helper (kept mapped for the test session)."""
     from backends.x86_64 import assemble
-    from jit.native import map_code
+    from jit.runtime.native import map_code
 
     address, _ = map_code(assemble(assembly))
     return address

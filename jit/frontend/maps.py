@@ -36,11 +36,11 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
-from .errors import BpfError
-from .hostmem import HostMemory, round_up
+from jit.core.errors import BpfError
+from jit.frontend.hostmem import HostMemory, round_up
 
 if TYPE_CHECKING:
-    from .program import Program
+    from jit.core.program import Program
 
 # Update flags (include/uapi/linux/bpf.h).
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
@@ -387,7 +387,7 @@ class ProgArrayMap(ArrayMap):
         return self.target(int.from_bytes(self.key(key), "little"))
 
     def update(self, key: Key, value: Program, flags: int = BPF_ANY) -> None:  # type: ignore[override]
-        from .program import Program
+        from jit.core.program import Program
 
         if not isinstance(value, Program):
             raise TypeError(f"map {self.name!r}: program arrays hold jit.Program values, not {type(value).__name__}")

@@ -14,20 +14,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from backends.base import ErrorCode, NativeCode
-
-from .errors import (
+from jit.core.errors import (
     CallDepthError,
     ExecutionError,
     HelperError,
     MemoryAccessError,
     StepLimitError,
 )
-from .helpers import Helper
-from .hostmem import HostMemory
-from .program import Program
+from jit.core.program import Program
+from jit.frontend.hostmem import HostMemory
+from jit.runtime.helpers import Helper
 
 if TYPE_CHECKING:
-    from .verifier import VerifierResult
+    from jit.analysis.verifier import VerifierResult
 
 Mem = bytes | bytearray | memoryview | None
 
@@ -167,6 +166,6 @@ class CompiledProgram(ABC):
 
     def disasm(self) -> str:
         """Capstone listing: each BPF instruction above the native code it became."""
-        from .disasm import listing
+        from backends.listing import listing
 
         return listing(self.native)

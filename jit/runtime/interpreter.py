@@ -37,15 +37,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from . import isa
-from .errors import CallDepthError, CompileError, ExecutionError, HelperError, StepLimitError
-from .helpers import Helper
-from .isa import Form
-from .linux_helpers import TailCallChain, program_helpers, run_with_tail_calls
-from .loader import ProgramLike, load_program
-from .memory import Memory
-from .program import Instruction, Program
-from .runtime import Mem
+from jit.core import isa
+from jit.core.errors import CallDepthError, CompileError, ExecutionError, HelperError, StepLimitError
+from jit.core.isa import Form
+from jit.core.program import Instruction, Program
+from jit.frontend.loader import ProgramLike, load_program
+from jit.runtime.compiled import Mem
+from jit.runtime.helpers import Helper
+from jit.runtime.linux_helpers import TailCallChain, program_helpers, run_with_tail_calls
+from jit.runtime.memory import Memory
 
 MASK32 = (1 << 32) - 1
 MASK64 = (1 << 64) - 1

@@ -32,15 +32,22 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from backends.base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
-
-from .errors import BpfError, ExecutionError
-from .helpers import Helper
-from .isa import STACK_SIZE, Form
-from .runtime import CompiledProgram, Mem, Region, RegionAccessor, block_regions, execution_error, writable_buffer
-from .safety import fault_detail
+from jit.analysis.checks import fault_detail
+from jit.core.errors import BpfError, ExecutionError
+from jit.core.isa import STACK_SIZE, Form
+from jit.runtime.compiled import (
+    CompiledProgram,
+    Mem,
+    Region,
+    RegionAccessor,
+    block_regions,
+    execution_error,
+    writable_buffer,
+)
+from jit.runtime.helpers import Helper
 
 if TYPE_CHECKING:
-    from .compiler import TailCallRunner
+    from jit.runtime.compiler import TailCallRunner
 
 _u64 = ctypes.c_uint64
 _ENTRY = ctypes.CFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
@@ -91,7 +98,7 @@ def map_code(code: bytes) -> tuple[int, int]:
 
 def _flush_icache(addr: int, size: int) -> None:
     """Needed on ARM64 hosts (x86-64 keeps the caches coherent); untested here."""
-    from .engines import host_arch
+    from jit.tools.engines import host_arch
 
     if host_arch() != "arm64":
         return

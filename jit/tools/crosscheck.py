@@ -20,11 +20,11 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .engines import Engine, engines
-from .errors import BpfError, VerifierError
-from .loader import ProgramLike, load_program
-from .program import Program
-from .runtime import Mem
+from jit.core.errors import BpfError, VerifierError
+from jit.core.program import Program
+from jit.frontend.loader import ProgramLike, load_program
+from jit.runtime.compiled import Mem
+from jit.tools.engines import Engine, engines
 
 Trace = list[tuple[int, tuple[int, ...]]]
 Regions = dict[str, tuple[int, int]]
@@ -139,7 +139,7 @@ def crosscheck(
     (so stateful helpers start over for each); by default the
     :func:`deterministic_helpers`. ``max_steps`` bounds every run.
     """
-    from .verifier import analyze
+    from jit.analysis.verifier import analyze
 
     program = load_program(prog)
     factory = helpers if callable(helpers) else (lambda: helpers) if helpers is not None else deterministic_helpers
@@ -174,8 +174,8 @@ def _run(
     regions: Regions = {}
     try:
         if engine.arch is None:
-            from . import memory
-            from .interpreter import run
+            from jit.runtime import memory
+            from jit.runtime.interpreter import run
 
             regions = {
                 "mem": (memory.MEM_BASE, memory.MEM_BASE + len(buffer)),

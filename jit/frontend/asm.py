@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import isa
-from .errors import AssemblyError, BpfError
-from .isa import Form, OpSpec
-from .program import Instruction, Program, format_instruction
+from jit.core import isa
+from jit.core.errors import AssemblyError, BpfError
+from jit.core.isa import Form, OpSpec
+from jit.core.program import Instruction, Program, format_instruction
 
 _REGISTERS = {f"%r{n}": n for n in range(isa.MAX_REG + 1)}
 _MEM = re.compile(r"\[(%r[0-9]+)(?:([+-])([0-9a-zA-Z]+))?\]")

@@ -30,14 +30,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from backends.base import Check, NativeCode
-
-from .errors import CompileError
-from .isa import STACK_SIZE, Form
-from .program import Instruction, Program
+from jit.core.errors import CompileError
+from jit.core.isa import STACK_SIZE, Form
+from jit.core.program import Instruction, Program
 
 if TYPE_CHECKING:
-    from .hostmem import HostMemory
-    from .verifier import VerifierResult
+    from jit.analysis.verifier import VerifierResult
+    from jit.frontend.hostmem import HostMemory
 
 MEMORY_FORMS = frozenset({Form.LOAD, Form.STORE_K, Form.STORE_X, Form.ATOMIC})
 FRAME_POINTER = 10

@@ -15,8 +15,8 @@ import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .loader import ProgramLike, load_program
-from .runtime import Mem
+from jit.frontend.loader import ProgramLike, load_program
+from jit.runtime.compiled import Mem
 
 ARCHES = ("x86_64", "arm64")
 COMPILE_ONLY = frozenset({"bounds_check", "verify"})  # jit.compile options the interpreter ignores
@@ -47,11 +47,11 @@ class Engine:
         """
         program = load_program(prog)
         if self.arch is None:
-            from .interpreter import interpret
+            from jit.runtime.interpreter import interpret
 
             options = {key: value for key, value in options.items() if key not in COMPILE_ONLY}
             return lambda mem=None: interpret(program, mem, helpers=helpers, **options)
-        from .compiler import compile as jit_compile
+        from jit.runtime.compiler import compile as jit_compile
 
         return jit_compile(program, arch=self.arch, helpers=helpers, emulate=self.emulated, **options)
 

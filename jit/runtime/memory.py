@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .errors import MemoryAccessError
-from .hostmem import HostMemory
-from .isa import MAX_CALL_DEPTH, STACK_SIZE
-from .runtime import Mem, writable_buffer
+from jit.core.errors import MemoryAccessError
+from jit.core.isa import MAX_CALL_DEPTH, STACK_SIZE
+from jit.frontend.hostmem import HostMemory
+from jit.runtime.compiled import Mem, writable_buffer
 
 MASK64 = (1 << 64) - 1
 MEM_BASE = 0x1_0000_0000

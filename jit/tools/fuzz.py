@@ -284,8 +284,8 @@ class CampaignResult:
 
 def diverges(case: Generated, engine_list: Sequence | None = None) -> bool:
     """True when some engine disagrees with the interpreter on ``case``."""
-    from .asm import assemble
-    from .crosscheck import crosscheck
+    from jit.frontend.asm import assemble
+    from jit.tools.crosscheck import crosscheck
 
     report = crosscheck(
         assemble(case.program()), bytes(case.mem_size), helpers=FUZZ_HELPERS, engine_list=engine_list, trace=False
@@ -303,8 +303,8 @@ def campaign(
     """Run ``count`` random programs (seeded) on every engine; every divergence
     is minimised and written to ``out_dir`` as a reproducer ``.s`` file whose
     comments hold the crosscheck report."""
-    from .asm import assemble
-    from .crosscheck import crosscheck
+    from jit.frontend.asm import assemble
+    from jit.tools.crosscheck import crosscheck
 
     result = CampaignResult()
     rng = random.Random(seed)

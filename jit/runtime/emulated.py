@@ -54,16 +54,23 @@ from unicorn import (
 from unicorn import arm64_const as a64
 from unicorn import x86_const as x86
 
-from jit.errors import ExecutionError, HelperError, StepLimitError
-from jit.helpers import Helper
-from jit.isa import STACK_SIZE, Form
-from jit.runtime import CompiledProgram, Mem, Region, RegionAccessor, block_regions, execution_error, writable_buffer
-from jit.safety import fault_detail
-
-from .base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
+from backends.base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
+from jit.analysis.checks import fault_detail
+from jit.core.errors import ExecutionError, HelperError, StepLimitError
+from jit.core.isa import STACK_SIZE, Form
+from jit.runtime.compiled import (
+    CompiledProgram,
+    Mem,
+    Region,
+    RegionAccessor,
+    block_regions,
+    execution_error,
+    writable_buffer,
+)
+from jit.runtime.helpers import Helper
 
 if TYPE_CHECKING:
-    from jit.compiler import TailCallRunner
+    from jit.runtime.compiler import TailCallRunner
 
 PAGE = 0x1000
 CODE_BASE = 0x1000_0000
@@ -268,7 +275,7 @@ class EmulatedProgram(CompiledProgram):
         uc = self._uc
         if uc is None:
             raise ExecutionError(f"{self.prog.name}: the compiled program was closed")
-        from . import get_backend
+        from backends import get_backend
 
         prefix = "UC_X86_REG_" if self.arch == "x86_64" else "UC_ARM64_REG_"
         consts = x86 if self.arch == "x86_64" else a64

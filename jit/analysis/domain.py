@@ -25,7 +25,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .interpreter import ALU_OPS, CONDITIONS, byte_swap, sign_extend
+from jit.runtime.interpreter import ALU_OPS, CONDITIONS, byte_swap, sign_extend
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1

@@ -38,11 +38,11 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError as PyElfError
 from elftools.elf.elffile import ELFFile
 
-from . import isa
-from .btf import Btf, Kind
-from .errors import BpfError, ElfError
-from .maps import BPF_F_RDONLY_PROG, Map, MapError, MapType, ProgArrayMap, create_map
-from .program import Instruction, Program
+from jit.core import isa
+from jit.core.errors import BpfError, ElfError
+from jit.core.program import Instruction, Program
+from jit.frontend.btf import Btf, Kind
+from jit.frontend.maps import BPF_F_RDONLY_PROG, Map, MapError, MapType, ProgArrayMap, create_map
 
 EM_BPF = 247
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_32 = 1, 2, 10

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .program import Program
+from jit.core.program import Program
 
 ProgramLike = Program | bytes | bytearray | memoryview | str | Path
 
@@ -25,7 +25,7 @@ def load_program(source: ProgramLike, section: str | None = None) -> Program:
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).is_file()):
         return load_file(Path(source), section)
     if isinstance(source, str):
-        from .asm import assemble
+        from jit.frontend.asm import assemble
 
         return assemble(source)
     raise TypeError(f"cannot make a program from {type(source).__name__}")
@@ -36,11 +36,11 @@ def load_file(path: Path, section: str | None = None) -> Program:
     ``section`` picks one of its programs)."""
     suffix = path.suffix.lower()
     if suffix in (".s", ".asm"):
-        from .asm import assemble
+        from jit.frontend.asm import assemble
 
         prog = assemble(path.read_text())
     elif suffix == ".data":
-        from .conformance import load
+        from jit.frontend.conformance import load
 
         prog = load(path).program
     elif is_elf(path):

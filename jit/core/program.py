@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import isa
-from .errors import DecodeError, VerifierError
-from .isa import Form, OpSpec
+from jit.core import isa
+from jit.core.errors import DecodeError, VerifierError
+from jit.core.isa import Form, OpSpec
 
 if TYPE_CHECKING:
-    from .elf import Relocation
-    from .hostmem import HostMemory
-    from .maps import Map
+    from jit.frontend.elf import Relocation
+    from jit.frontend.hostmem import HostMemory
+    from jit.frontend.maps import Map
 
 _SLOT = struct.Struct("<BBhi")  # opcode, regs (src<<4 | dst), off, imm
 _FIELDS = ("dst", "src", "off", "imm")
@@ -264,7 +264,7 @@ class Program:
     def from_elf(cls, path: str | Path, section: str | None = None) -> Program:
         """Load a clang-built eBPF object (see :mod:`jit.elf`): maps and global
         data are created and the relocations resolved to their host addresses."""
-        from .elf import load_elf
+        from jit.frontend.elf import load_elf
 
         return load_elf(path, section)
 

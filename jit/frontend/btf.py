@@ -12,7 +12,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
-from .errors import ElfError
+from jit.core.errors import ElfError
 
 BTF_MAGIC = 0xEB9F
 _HEADER = struct.Struct("<HBBIIIII")  # magic, version, flags, hdr_len, type_off, type_len, str_off, str_len

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .asm import assemble
-from .errors import BpfError
-from .program import Program
+from jit.core.errors import BpfError
+from jit.core.program import Program
+from jit.frontend.asm import assemble
 
 # Header keywords, tested in this order by substring search (FORMAT.md 2.2).
 # None marks sections whose content is discarded.
@@ -152,5 +152,5 @@ def suite_dir() -> Path | None:
     else ``../shared/conformance/tests`` beside this checkout; None if neither exists."""
     env = os.environ.get("BPF_CONFORMANCE_DIR")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "conformance" / "tests")
+    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "conformance" / "tests")
     return next((path for path in candidates if path.is_dir()), None)

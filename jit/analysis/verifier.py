@@ -70,13 +70,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from . import absint, isa
-from .absint import LEN_MAX, M32, M64, Scalar
-from .errors import VerifierError
-from .helpers import Helper
-from .isa import Form
-from .linux_helpers import program_helpers
-from .program import Instruction, Program, check_control_flow
+from jit.analysis import domain as absint
+from jit.analysis.domain import LEN_MAX, M32, M64, Scalar
+from jit.core import isa
+from jit.core.errors import VerifierError
+from jit.core.isa import Form
+from jit.core.program import Instruction, Program, check_control_flow
+from jit.runtime.helpers import Helper
+from jit.runtime.linux_helpers import program_helpers
 
 FRAME = isa.STACK_SIZE
 MAX_PROCESSED = 1_000_000
@@ -188,7 +189,7 @@ HELPER_PROTOTYPES: Mapping[int, Prototype] = MappingProxyType(
         113: Prototype("probe_read_kernel", (Arg.MEM_OUT, Arg.SIZE, Arg.ANY)),
     }
 )
-_LIBRARY_MODULES = ("jit.helpers", "jit.linux_helpers")
+_LIBRARY_MODULES = ("jit.runtime.helpers", "jit.runtime.linux_helpers")
 
 
 def prototype(helper_id: int, helper: Helper) -> Prototype | None:

@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .engines import Engine, engines
-from .errors import BpfError
-from .loader import load_program
-from .program import Program
+from jit.core.errors import BpfError
+from jit.core.program import Program
+from jit.frontend.loader import load_program
+from jit.tools.engines import Engine, engines
 
 
 def _engine(name: str) -> Engine:
@@ -80,7 +80,7 @@ def _print_maps(prog: Program) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .maps import ArrayMap, ProgArrayMap
+    from jit.frontend.maps import ArrayMap, ProgArrayMap
 
     console = Console()
     if not prog.maps:
@@ -104,7 +104,7 @@ def _print_maps(prog: Program) -> None:
 
 
 def cmd_sections(args: argparse.Namespace) -> int:
-    from .elf import format_sections
+    from jit.frontend.elf import format_sections
 
     print(format_sections(args.file))
     return 0
@@ -113,18 +113,18 @@ def cmd_sections(args: argparse.Namespace) -> int:
 def cmd_disasm(args: argparse.Namespace) -> int:
     prog = load_program(args.program)
     if args.native:
-        from .compiler import compile as jit_compile
+        from jit.runtime.compiler import compile as jit_compile
 
         print(jit_compile(prog, arch=args.native, emulate=True).disasm())
     else:
-        from .asm import disassemble
+        from jit.frontend.asm import disassemble
 
         print(disassemble(prog, labels=args.labels), end="")
     return 0
 
 
 def cmd_asm(args: argparse.Namespace) -> int:
-    from .asm import assemble
+    from jit.frontend.asm import assemble
 
     prog = assemble(Path(args.source).read_text())
     out = Path(args.output or Path(args.source).with_suffix(".bin"))
@@ -137,7 +137,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .conformance import load, suite_dir
+    from jit.frontend.conformance import load, suite_dir
 
     directory = Path(args.directory) if args.directory else suite_dir()
     if directory is None:
@@ -173,7 +173,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .crosscheck import crosscheck
+    from jit.tools.crosscheck import crosscheck
 
     selected = [_engine(name) for name in args.engine] if args.engine else None
     report = crosscheck(load_program(args.program), _read_mem(args.mem), engine_list=selected, max_steps=args.max_steps)
@@ -186,7 +186,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         return _fuzz_malformed(args)
     from rich.progress import Progress
 
-    from .fuzz import campaign
+    from jit.tools.fuzz import campaign
 
     out = Path(args.out)
     started = time.perf_counter()
@@ -204,7 +204,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 def _fuzz_malformed(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from .malformed import campaign
+    from jit.tools.malformed import campaign
 
     started = time.perf_counter()
     with Progress() as progress:

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import isa
-from .errors import BpfError
-from .fuzz import FUZZ_HELPERS, generate
-from .program import Instruction, Program
+from jit.core import isa
+from jit.core.errors import BpfError
+from jit.core.program import Instruction, Program
+from jit.tools.fuzz import FUZZ_HELPERS, generate
 
 STEP_BUDGET = 10_000
 HANG_SECONDS = 60.0
@@ -48,7 +48,7 @@ def make_case(seed: int, index: int) -> bytes:
     if kind == 3:  # well-formed instructions, random everything else
         insns = [_random_instruction(rng) for _ in range(rng.randint(1, 24))]
         return Program(insns).to_bytes()
-    from .asm import assemble
+    from jit.frontend.asm import assemble
 
     raw = bytearray(assemble(generate(rng, max_ops=12).program()).to_bytes())
     if kind == 1:  # truncated
@@ -62,10 +62,10 @@ def exercise(raw: bytes, native: bool = True) -> list[str]:
     """Decode, verify, compile and run ``raw`` everywhere (the native engine
     only when ``native``: run it in a child process); the outcome of each stage
     as text. Any exception that is not a BpfError propagates."""
-    from .compiler import compile as jit_compile
-    from .engines import engines
-    from .interpreter import interpret
-    from .verifier import analyze
+    from jit.analysis.verifier import analyze
+    from jit.runtime.compiler import compile as jit_compile
+    from jit.runtime.interpreter import interpret
+    from jit.tools.engines import engines
 
     outcomes: list[str] = []
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from .engines import host_arch
-from .errors import CompileError
-from .linux_helpers import MAP_LOOKUP_ELEM, TAIL_CALL, TailCallChain, program_helpers, run_with_tail_calls
-from .loader import ProgramLike, load_program
-from .maps import MapType, ProgArrayMap
-from .program import Program, check_control_flow
-from .runtime import CompiledProgram, Mem, writable_buffer
+from jit.core.errors import CompileError
+from jit.core.program import Program, check_control_flow
+from jit.frontend.loader import ProgramLike, load_program
+from jit.frontend.maps import MapType, ProgArrayMap
+from jit.runtime.compiled import CompiledProgram, Mem, writable_buffer
+from jit.runtime.linux_helpers import MAP_LOOKUP_ELEM, TAIL_CALL, TailCallChain, program_helpers, run_with_tail_calls
+from jit.tools.engines import host_arch
 
 ARRAY_TYPES = (MapType.ARRAY, MapType.PERCPU_ARRAY)  # served by the lookup fast path
 
@@ -74,9 +74,8 @@ def compile(
     # backends imports jit.errors, which imports this package: import it here, not at the top.
     from backends import architectures, get_backend
     from backends.base import CodegenOptions
-
-    from .safety import plan_checks, validate_mode
-    from .verifier import analyze
+    from jit.analysis.checks import plan_checks, validate_mode
+    from jit.analysis.verifier import analyze
 
     validate_mode(bounds_check)
     program = load_program(prog, section)
@@ -102,11 +101,11 @@ def compile(
         # a verified program never reads stack it did not write: no need to zero it per run
         native = backend.compile(target, replace(options, checks=checks, zero_stack=verification is None))
         if arch == host and not emulate:
-            from .native import NativeProgram
+            from jit.runtime.native import NativeProgram
 
             compiled: CompiledProgram = NativeProgram(native, resolved, keepalive=helpers)
         else:
-            from backends.emulator import EmulatedProgram
+            from jit.runtime.emulated import EmulatedProgram
 
             compiled = EmulatedProgram(native, resolved, max_steps=max_steps)
         compiled.verification = verification

@@ -36,8 +36,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BpfError, HelperError
-from .helpers import (
+from jit.core.errors import BpfError, HelperError
+from jit.core.program import Program
+from jit.frontend.maps import Map, ProgArrayMap, maps_by_address
+from jit.runtime.compiled import Mem, writable_buffer
+from jit.runtime.helpers import (
     DEFAULT_HELPERS,
     GET_PRANDOM_U32,
     GET_SMP_PROCESSOR_ID,
@@ -46,9 +49,6 @@ from .helpers import (
     MemoryAccessor,
     resolve_helpers,
 )
-from .maps import Map, ProgArrayMap, maps_by_address
-from .program import Program
-from .runtime import Mem, writable_buffer
 
 MASK64 = (1 << 64) - 1
 

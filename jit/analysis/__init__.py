@@ -1,0 +1,1 @@
+"""Static analysis: the verifier and the planning of run-time bounds checks."""

@@ -1,0 +1,2 @@
+"""Tools over every engine: the engine list, crosscheck, fuzzing, malformed-input
+campaigns and the ``bpfjit`` command line."""
