@@ -45,21 +45,19 @@ import struct
 from dataclasses import dataclass
 
 from backends.base import (
-    HELPER_SLOTS,
-    STACK_BYTES,
     Backend,
-    Check,
     CodegenOptions,
-    Ctx,
-    ErrorCode,
     NativeCode,
+    block_spans,
+    check_regions,
     checked_helper_id,
+    emitted_checks,
+    writes,
 )
-from jit.analysis import checks as safety
+from jit.core.abi import HELPER_SLOTS, STACK_BYTES, Check, Ctx, Desc, ErrorCode
+from jit.core.bytecode import Bytecode, Instruction, check_control_flow
 from jit.core.errors import CompileError
-from jit.core.isa import STACK_SIZE, Form
-from jit.core.program import Instruction, Program, check_control_flow
-from jit.frontend.maps import Desc
+from jit.core.isa import STACK_SIZE, Form, Op
 
 # --- register map ----------------------------------------------------------------
 _BPF_REGS = (7, 0, 1, 2, 3, 4, 19, 20, 21, 22, 25)  # x-register number of R0..R10
@@ -117,7 +115,7 @@ _ALU_REG = {
 }
 _SXT = {8: "sxtb", 16: "sxth", 32: "sxtw"}
 _LOGICAL = frozenset({"or", "and", "xor"})
-_ATOMIC_ALU = {"add": "add", "or": "orr", "and": "and", "xor": "eor"}
+_ATOMIC_ALU = {Op.ATOMIC_ADD: "add", Op.ATOMIC_OR: "orr", Op.ATOMIC_AND: "and", Op.ATOMIC_XOR: "eor"}
 
 # (op, size) -> (scaled mnemonic, unscaled mnemonic, register width)
 _MEM = {
@@ -208,7 +206,7 @@ class _Emitter:
     instructions (4 bytes) or label definitions (ending in ``:``), and
     :class:`Branch` items are resolved once the layout is known."""
 
-    def __init__(self, prog: Program, options: CodegenOptions):
+    def __init__(self, prog: Bytecode, options: CodegenOptions):
         self.prog = prog
         self.options = options
         self.items: list[str | Branch] = []
@@ -602,8 +600,8 @@ class _Emitter:
         allowed = self.options.checks.get(pc)
         if not allowed:
             return
-        size, base = insn.spec.size, safety.base_register(insn)
-        regions = safety.check_regions(self.prog, insn, allowed)
+        size, base = insn.spec.size, insn.base_register
+        regions = check_regions(insn, allowed, self.options)
         fault = self.faults.setdefault(pc, f"M{pc}")
         self.add_imm("x11", X[base], insn.off, 64, SCRATCH[0])
         if regions != [Check.FRAME]:
@@ -644,7 +642,7 @@ class _Emitter:
             self.branch("b.lo", miss)
             self.emit(f"ldr x9, [{CTX}, #{Ctx.STACK_LAST}]", "cmp x12, x9")
         else:
-            write = safety.writes(insn)
+            write = writes(insn)
             routine = self.block_routines.setdefault(write, f"blocks_{'w' if write else 'r'}")
             self.emit("mov x10, x30")
             self.branch("bl", routine)
@@ -667,9 +665,9 @@ class _Emitter:
         for write, routine in self.block_routines.items():
             found = f"{routine}_found"
             self.label(routine)
-            for block in safety.program_blocks(self.prog, write):
+            for block in block_spans(self.options, write):
                 skip = self.fresh()
-                self.mov_imm(SCRATCH[0], block.address)
+                self.mov_imm(SCRATCH[0], block.start)
                 self.emit("cmp x11, x9")
                 self.branch("b.lo", skip)
                 self.mov_imm(SCRATCH[0], block.end - 8)
@@ -802,16 +800,16 @@ class Arm64Backend(Backend):
     def __init__(self) -> None:
         self._ks = None  # keystone instance, made on first use
 
-    def _emitter(self, prog: Program, options: CodegenOptions) -> _Emitter:
+    def _emitter(self, prog: Bytecode, options: CodegenOptions) -> _Emitter:
         if options.max_steps is not None and not 0 <= options.max_steps < 1 << 63:
             raise CompileError(f"max_steps must be an int in 0..2**63-1, not {options.max_steps!r}")
         check_control_flow(prog)
         return _Emitter(prog, options)
 
-    def generate(self, prog: Program, options: CodegenOptions) -> str:
+    def generate(self, prog: Bytecode, options: CodegenOptions) -> str:
         return self._emitter(prog, options).build()[0]
 
-    def compile(self, prog: Program, options: CodegenOptions) -> NativeCode:
+    def compile(self, prog: Bytecode, options: CodegenOptions) -> NativeCode:
         emitter = self._emitter(prog, options)
         text, size = emitter.build()
         count = len(prog.instructions)
@@ -830,12 +828,12 @@ class Arm64Backend(Backend):
             labels["map_lookup"] = emitter.labels[LOOKUP_LABEL]
         if CHECKS_LABEL in emitter.labels:
             labels["bounds_checks"] = emitter.labels[CHECKS_LABEL]
-        checks = safety.emitted_checks(prog, options.checks)
+        checks = emitted_checks(prog, options.checks)
         return NativeCode(
             self.arch, encoding[:size], offsets, labels["prologue"], prog, text, labels=labels, checks=checks
         )
 
-    def _assemble(self, prog: Program, text: str) -> bytes:
+    def _assemble(self, prog: Bytecode, text: str) -> bytes:
         from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN, Ks, KsError
 
         if self._ks is None:

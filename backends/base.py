@@ -58,63 +58,15 @@ the fallback reaches the trap).
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from jit.core.abi import HELPER_SLOTS, Check, Span
+from jit.core.bytecode import Bytecode, Instruction
 from jit.core.errors import CompileError
-from jit.core.isa import MAX_CALL_DEPTH, STACK_SIZE
-from jit.core.program import Program
-
-
-class Ctx(enum.IntEnum):
-    """Byte offsets of the u64 fields of the run-time context."""
-
-    ERROR = 0  # ErrorCode set by generated code or the helper dispatcher
-    ERROR_PC = 8  # BPF slot of the instruction that failed
-    SAVED_SP = 16  # host stack pointer at entry, restored by the abort stub
-    STEPS = 24  # remaining step budget (when max_steps is set)
-    STACK_LIMIT = 32  # lowest R10 a local call may create (call depth limit)
-    REPEAT = 40  # runs left in this batch (>= 1)
-    MEM_START = 48  # input buffer bounds, for run-time bounds checks
-    MEM_END = 56
-    STACK_START = 64  # BPF stack bounds (all frames)
-    STACK_END = 72
-    HANDLE = 80  # opaque id of the Python run state, read by the dispatcher
-    LOOKUP_FALLBACK = 88  # helper 1 for lookups the array-map stub does not serve
-    FAULT_ADDR = 96  # address of the access whose bounds check failed
-    CHECK_MEM_START = 104  # input buffer for bounds checks: start (all ones when empty)
-    CHECK_MEM_LAST = 112  # ... and end - 8 (0 when empty); set by the prologue
-    STACK_LAST = 120  # BPF stack end - 8; set by the prologue
-    HELPERS = 128  # HELPER_SLOTS function pointers, indexed by helper id
-
-
-HELPER_SLOTS = 512
-CONTEXT_SIZE = Ctx.HELPERS + 8 * HELPER_SLOTS
-STACK_BYTES = STACK_SIZE * MAX_CALL_DEPTH  # one 512-byte frame per call level
-
-
-class ErrorCode(enum.IntEnum):
-    NONE = 0
-    MEMORY = 1  # bounds check failed
-    STEPS = 2  # max_steps exhausted
-    CALL_DEPTH = 3  # too many nested local calls
-    HELPER = 4  # a helper raised, or an unknown helper id
-    FELL_OFF = 5  # execution ran past the last instruction
-    BAD_CALLX = 6  # callx with an id outside the helper table
-
-
-class Check(enum.IntFlag):
-    """Where a run-time bounds check lets one access land (``[addr, addr+size)``
-    inside one of these; atomics must also be naturally aligned)."""
-
-    MEM = 1  # the input buffer
-    FRAME = 2  # the current stack frame [R10 - 512, R10)
-    STACK = 4  # every active stack frame [R10 - 512, stack end)
-    BLOCKS = 8  # the program's host memory blocks (prog.memory); stores: writable ones only
-    ANY = MEM | STACK | BLOCKS
+from jit.core.isa import FRAME_POINTER, Access
 
 
 @dataclass(frozen=True)
@@ -128,6 +80,8 @@ class CodegenOptions:
     # Run-time bounds checks: slot -> where the access may land (jit.safety
     # plans them from bounds_check and the verifier's result).
     checks: Mapping[int, Check] = field(default_factory=dict, hash=False)
+    # The program's host memory blocks (maps, global data): where Check.BLOCKS lets an access land.
+    blocks: tuple[Span, ...] = ()
     # Zero the BPF stack before every run (as the interpreter does). A verified
     # program never reads a stack byte it has not written, so jit.compile turns
     # this off for verified programs: it is most of the fixed cost of a run.
@@ -146,7 +100,7 @@ class NativeCode:
     code: bytes
     offsets: tuple[int, ...]
     entry: int
-    prog: Program
+    prog: Bytecode
     assembly: str = ""
     # Named native offsets of code that belongs to no instruction (prologue,
     # epilogue, error stubs), for listings; optional.
@@ -175,15 +129,15 @@ class Backend(ABC):
     bpf_registers: tuple[str, ...]  # the CPU register holding R0..R10 (for emulator traces)
 
     @abstractmethod
-    def generate(self, prog: Program, options: CodegenOptions) -> str:
+    def generate(self, prog: Bytecode, options: CodegenOptions) -> str:
         """The whole program as one assembly text, with a label per instruction."""
 
     @abstractmethod
-    def compile(self, prog: Program, options: CodegenOptions) -> NativeCode:
+    def compile(self, prog: Bytecode, options: CodegenOptions) -> NativeCode:
         """Generate, assemble in one keystone call, and record the offsets."""
 
 
-def checked_helper_id(prog: Program, pc: int, helper_id: int, options: CodegenOptions) -> int:
+def checked_helper_id(prog: Bytecode, pc: int, helper_id: int, options: CodegenOptions) -> int:
     """``helper_id`` of the call at ``pc``, once checked to be registered and
     inside the helper table; raises CompileError naming the instruction."""
     if helper_id not in options.helper_ids:
@@ -194,3 +148,33 @@ def checked_helper_id(prog: Program, pc: int, helper_id: int, options: CodegenOp
             f"{prog.describe(pc)}: helper id {helper_id} is outside the helper table (0..{HELPER_SLOTS - 1})"
         )
     return helper_id
+
+
+def block_spans(options: CodegenOptions, write: bool) -> tuple[Span, ...]:
+    """The host memory blocks an access may land in: the writable ones for a write."""
+    return tuple(block for block in options.blocks if block.writable or not write)
+
+
+def check_regions(insn: Instruction, allowed: Check, options: CodegenOptions) -> list[Check]:
+    """The regions a backend tests for one checked access, one flag each,
+    likeliest first: the buffer, the stack, the blocks, but the stack first
+    for an access through R10; without the blocks when it could land in none."""
+    order = [Check.MEM, Check.FRAME, Check.STACK, Check.BLOCKS]
+    if insn.base_register == FRAME_POINTER:
+        order = [Check.FRAME, Check.STACK, Check.MEM, Check.BLOCKS]
+    blocks = block_spans(options, writes(insn))
+    return [region for region in order if region in allowed and (region is not Check.BLOCKS or blocks)]
+
+
+def writes(insn: Instruction) -> bool:
+    """Whether a memory access writes (stores and atomics)."""
+    return insn.spec.access is not Access.LOAD
+
+
+def emitted_checks(prog: Bytecode, checks: Mapping[int, Check]) -> dict[int, Check]:
+    """The planned checks that belong to a memory access of ``prog`` (what a backend emits)."""
+    return {
+        pc: allowed
+        for pc, allowed in checks.items()
+        if allowed and pc in prog.index_of and prog.at(pc).spec.access is not None
+    }

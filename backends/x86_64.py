@@ -51,21 +51,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backends.base import (
-    HELPER_SLOTS,
-    STACK_BYTES,
     Backend,
-    Check,
     CodegenOptions,
-    Ctx,
-    ErrorCode,
     NativeCode,
+    block_spans,
+    check_regions,
     checked_helper_id,
+    emitted_checks,
+    writes,
 )
-from jit.analysis import checks as safety
+from jit.core.abi import HELPER_SLOTS, STACK_BYTES, Check, Ctx, Desc, ErrorCode
+from jit.core.bytecode import Bytecode, Instruction
 from jit.core.errors import CompileError
-from jit.core.isa import JMP_OPERATIONS, STACK_SIZE, Form
-from jit.core.program import Instruction, Program
-from jit.frontend.maps import Desc
+from jit.core.isa import JUMP_CONDITIONS, STACK_SIZE, Form, Op
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ _CONDITIONS = {
     "jsle": "le",
 }
 _ATOMIC = "atomic"  # dispatch key of every Form.ATOMIC row
-_ATOMIC_ALU = {"add": "add", "or": "or", "and": "and", "xor": "xor"}
+_ATOMIC_ALU = {Op.ATOMIC_ADD: "add", Op.ATOMIC_OR: "or", Op.ATOMIC_AND: "and", Op.ATOMIC_XOR: "xor"}
 
 # Labels of the code that belongs to no instruction, as NativeCode.labels names.
 STUB_LABELS = {
@@ -166,7 +164,7 @@ def _label(pc: int) -> str:
 class _Emitter:
     """Assembly text for one program; a fresh emitter per compilation."""
 
-    def __init__(self, prog: Program, options: CodegenOptions):
+    def __init__(self, prog: Bytecode, options: CodegenOptions):
         self.prog = prog
         self.options = options
         self.lines: list[str] = []
@@ -178,7 +176,7 @@ class _Emitter:
             **dict.fromkeys(_ALU, self._alu),
             **dict.fromkeys(_SHIFTS, self._shift),
             **dict.fromkeys(("div", "sdiv", "mod", "smod"), self._divmod),
-            **dict.fromkeys(JMP_OPERATIONS, self._jump),
+            **dict.fromkeys(JUMP_CONDITIONS, self._jump),
             _ATOMIC: self._atomic,
             **dict.fromkeys(("le", "be", "bswap"), self._byteswap),
             **dict.fromkeys(("ldabs", "ldind"), self._ldpacket),
@@ -508,7 +506,7 @@ class _Emitter:
             self.emit(f"xchg {target}, {src.sized(bits)}")
         elif not insn.spec.fetch:
             self.emit(f"lock {_ATOMIC_ALU[op]} {target}, {src.sized(bits)}")
-        elif op == "add":
+        elif op == Op.ATOMIC_ADD:
             self.emit(f"lock xadd {target}, {src.sized(bits)}")
         else:
             self._fetch_loop(pc, insn)
@@ -547,12 +545,12 @@ class _Emitter:
         allowed = self.options.checks.get(pc)
         if not allowed:
             return
-        size, base = insn.spec.size, safety.base_register(insn)
+        size, base = insn.spec.size, insn.base_register
         addr, last, _ = SCRATCH
         ok = f".L{pc}_ok"
         fault = self.faults.setdefault(pc, f".Lf{pc}")
         self.site(ErrorCode.MEMORY, pc)
-        regions = safety.check_regions(self.prog, insn, allowed)
+        regions = check_regions(insn, allowed, self.options)
         self.emit(f"lea {addr.q}, [{REGS[base].q}{insn.off:+d}]")
         if regions != [Check.FRAME]:
             self.emit(f"lea {last.q}, [{REGS[base].q}{insn.off + size - 8:+d}]")
@@ -599,7 +597,7 @@ class _Emitter:
                 f"cmp {last.q}, {_ctx(Ctx.STACK_LAST)}",
                 inside,
             ]
-        write = safety.writes(insn)
+        write = writes(insn)
         routine = self.block_routines.setdefault(write, f".Lblocks_{'w' if write else 'r'}")
         return [f"call {routine}", f"test {temp.d}, {temp.d}", f"jnz {hit}" if hit else f"jz {miss}"]
 
@@ -617,9 +615,9 @@ class _Emitter:
         for write, routine in self.block_routines.items():
             found = f"{routine}_found"
             self.emit(f"{routine}:")
-            for index, block in enumerate(safety.program_blocks(self.prog, write)):
+            for index, block in enumerate(block_spans(self.options, write)):
                 skip = f"{routine}_{index}"
-                self.emit(f"movabs {temp.q}, {_signed(block.address, 64)}", f"cmp {addr.q}, {temp.q}", f"jb {skip}")
+                self.emit(f"movabs {temp.q}, {_signed(block.start, 64)}", f"cmp {addr.q}, {temp.q}", f"jb {skip}")
                 self.emit(f"movabs {temp.q}, {_signed(block.end - 8, 64)}", f"cmp {last.q}, {temp.q}", f"jbe {found}")
                 self.emit(f"{skip}:")
             self.emit(f"xor {temp.d}, {temp.d}", "ret", f"{found}:", f"mov {temp.d}, 1", "ret")
@@ -656,15 +654,15 @@ class X86_64Backend(Backend):
     arch = "x86_64"
     bpf_registers = tuple(reg.q for reg in REGS)
 
-    def generate(self, prog: Program, options: CodegenOptions) -> str:
+    def generate(self, prog: Bytecode, options: CodegenOptions) -> str:
         if options.max_steps is not None and not 0 <= options.max_steps < 1 << 63:
             raise CompileError(f"max_steps must be an int in 0..2**63-1, not {options.max_steps!r}")
         return _Emitter(prog, options).generate()
 
-    def compile(self, prog: Program, options: CodegenOptions) -> NativeCode:
+    def compile(self, prog: Bytecode, options: CodegenOptions) -> NativeCode:
         text = self.generate(prog, options)
         stubs = {**STUB_LABELS, "map_lookup": LOOKUP_LABEL} if options.array_maps else dict(STUB_LABELS)
-        checks = safety.emitted_checks(prog, options.checks)
+        checks = emitted_checks(prog, options.checks)
         if checks:
             stubs["bounds_checks"] = CHECKS_LABEL
         names = [_label(pc) for pc in prog.pcs] + list(stubs.values())

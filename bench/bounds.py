@@ -25,9 +25,9 @@ import jit
 from bench.measure import BenchEngine, Case
 from bench.report import fmt_factor, fmt_time, geomean
 from bench.timing import Budget, Timing, as_buffer, measure_interleaved
-from jit.analysis.checks import MEMORY_FORMS
 from jit.analysis.verifier import analyze
-from jit.runtime.linux_helpers import TailCallChain, program_helpers
+from jit.runtime.helpers import program_helpers
+from jit.runtime.tailcalls import TailCallChain
 
 # More, shorter batches than the other figures: overheads of a few percent need them.
 FULL = Budget(batches=15, seconds=3.0, target=0.01, min_batch=0.005)
@@ -79,7 +79,7 @@ class BoundsResult:
 def measure_bounds(case: Case, engine: BenchEngine, budget: Budget) -> BoundsResult:
     """The three modes of ``case`` on ``engine`` (results checked first) and the verifier's cost."""
     prog = case.prog
-    result = BoundsResult(case.name, sum(1 for _, insn in prog if insn.spec.form in MEMORY_FORMS))
+    result = BoundsResult(case.name, sum(1 for _, insn in prog if insn.spec.access is not None))
     compiled: dict[str, jit.runtime.CompiledProgram] = {}
     try:
         helpers = program_helpers(prog, None, TailCallChain())

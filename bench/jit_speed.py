@@ -26,8 +26,9 @@ from collections.abc import Callable
 
 import jit
 from bench.interp_speed import LOOP
+from jit.core.bytecode import Instruction
 from jit.core.isa import lookup
-from jit.core.program import Instruction, Program
+from jit.frontend.program import Program
 
 
 def median_time(action: Callable[[], object], runs: int) -> float:

@@ -22,9 +22,9 @@ import sys
 
 import jit
 from bench.timing import FULL, QUICK, Budget, measure
-from jit.core.program import Program
 from jit.frontend.elf import Relocation
 from jit.frontend.maps import ArrayMap
+from jit.frontend.program import Program
 from jit.tools.engines import Engine, engines
 
 KEYS = 8

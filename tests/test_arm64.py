@@ -18,9 +18,11 @@ import pytest
 
 import jit
 from backends.arm64 import Arm64Backend, is_addsub_imm, is_logical_imm
-from backends.base import Check, CodegenOptions
+from backends.base import CodegenOptions
 from jit.core import isa
-from jit.core.program import Instruction, Program
+from jit.core.abi import Check
+from jit.core.bytecode import Instruction
+from jit.frontend.program import Program
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
@@ -43,7 +45,7 @@ VALUES = (
 RECORD = 80  # R0..R9 dumped after each case
 
 ALU_BINARY = ("add", "sub", "mul", "div", "sdiv", "or", "and", "lsh", "rsh", "mod", "smod", "xor", "mov", "arsh")
-JUMPS = tuple(isa.JMP_OPERATIONS)
+JUMPS = tuple(sorted(isa.JUMP_CONDITIONS))
 
 
 def arm64(prog: str | Program, **options) -> jit.runtime.CompiledProgram:

@@ -16,7 +16,7 @@ import pytest
 
 from jit import Instruction, disassemble
 from jit.core import isa
-from jit.core.program import Program
+from jit.frontend.program import Program
 
 capstone = pytest.importorskip("capstone", reason="capstone is not installed")
 

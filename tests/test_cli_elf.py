@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from jit.core.host import host_arch
 from jit.tools.cli import main
-from jit.tools.engines import engines, host_arch
+from jit.tools.engines import engines
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ENGINE_NAMES = [engine.name for engine in engines()]

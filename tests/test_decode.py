@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from jit import BpfError, DecodeError, Program, VerifierError, assemble
-from jit.core.program import check_control_flow, decode
+from jit.core.bytecode import check_control_flow, decode
 
 MOV_R0_0 = bytes.fromhex("b700000000000000")  # mov %r0, 0
 EXIT = bytes.fromhex("9500000000000000")

@@ -19,10 +19,11 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import jit
-from jit.core.program import check_control_flow
-from jit.frontend.elf import ElfObject, MapSpec, format_sections, list_sections, load_elf, symbolic
+from jit.core.bytecode import check_control_flow
+from jit.frontend.elf import MapSpec, format_sections, list_sections, symbolic
 from jit.frontend.loader import load_program
 from jit.frontend.maps import ArrayMap, HashMap, MapType, ProgArrayMap
+from jit.frontend.program import elf_object, load_elf
 
 FIXTURES = Path(__file__).parent / "fixtures"
 XDP_PASS, XDP_DROP = 2, 1
@@ -158,7 +159,7 @@ def test_text_subprograms_are_appended_and_calls_fixed():
 
 def test_prog_array_is_filled_from_the_static_initialiser():
     # .rel.maps: offset 0x20 R_BPF_64_ABS64 check_length -> jump_table values[1]
-    obj = ElfObject(fixture("sockfilter"))
+    obj = elf_object(fixture("sockfilter"))
     main = obj.program("socket")
     jump = main.maps["jump_table"]
     assert isinstance(jump, ProgArrayMap)

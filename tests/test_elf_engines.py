@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 import jit
-from jit.core.program import Program
-from jit.frontend.elf import Relocation, load_elf
+from jit.frontend.elf import Relocation
 from jit.frontend.maps import BPF_F_RDONLY_PROG, ArrayMap, HashMap, Map, PercpuArrayMap, ProgArrayMap
+from jit.frontend.program import Program, load_elf
 from jit.tools.crosscheck import crosscheck, deterministic_helpers
 from jit.tools.engines import Engine, engines
 

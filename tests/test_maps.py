@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 import jit
+from jit.core.abi import DESCRIPTOR_SIZE, Desc
 from jit.core.errors import MemoryAccessError
 from jit.frontend.hostmem import PAGE_SIZE, HostMemory
 from jit.frontend.maps import (
     BPF_EXIST,
     BPF_NOEXIST,
-    DESCRIPTOR_SIZE,
     ArrayMap,
-    Desc,
     HashMap,
     LruHashMap,
     MapError,
@@ -30,14 +29,8 @@ from jit.frontend.maps import (
     ProgArrayMap,
     create_map,
 )
-from jit.runtime.linux_helpers import (
-    MAX_TAIL_CALLS,
-    TailCallChain,
-    TailCallRequest,
-    format_trace,
-    helpers_for,
-    run_with_tail_calls,
-)
+from jit.runtime.helpers import format_trace, helpers_for
+from jit.runtime.tailcalls import MAX_TAIL_CALLS, TailCallChain, TailCallRequest, run_with_tail_calls
 
 MASK64 = (1 << 64) - 1
 

@@ -15,8 +15,8 @@ import textwrap
 import pytest
 
 import jit
+from jit.core.host import host_arch
 from jit.runtime.native import NativeProgram
-from jit.tools.engines import host_arch
 
 pytestmark = pytest.mark.skipif(host_arch() != "x86_64", reason="native x86-64 execution needs an x86-64 host")
 

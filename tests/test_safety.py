@@ -18,9 +18,9 @@ import pytest
 from conftest import conformance_files
 
 import jit
-from backends.base import Check
-from jit.core.program import Program
+from jit.core.abi import Check
 from jit.frontend.conformance import load
+from jit.frontend.program import Program
 from jit.runtime.emulated import EmulatedProgram
 from jit.tools.engines import Engine, engines
 

@@ -16,11 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jit
-from jit.analysis.verifier import HELPER_PROTOTYPES, Region, analyze, verify
+from jit.analysis.verifier import Region, analyze, verify
 from jit.core import isa
 from jit.core.errors import MemoryAccessError, VerifierError
-from jit.core.program import Program
+from jit.core.helpers import HELPER_PROTOTYPES
 from jit.frontend.maps import BPF_F_RDONLY_PROG, create_map
+from jit.frontend.program import Program
 
 BENCH_PROGRAMS = sorted((REPO / "bench" / "programs").glob("*.bin"))
 

@@ -18,8 +18,10 @@ from backends import get_backend
 from backends.base import CodegenOptions, NativeCode
 from backends.x86_64 import CONTEXT, REGS, SCRATCH, X86_64Backend
 from jit.core import isa
-from jit.core.program import Instruction, Program
-from jit.tools.engines import Engine, engines, host_arch
+from jit.core.bytecode import Instruction
+from jit.core.host import host_arch
+from jit.frontend.program import Program
+from jit.tools.engines import Engine, engines
 
 X86_ENGINES = [engine for engine in engines() if engine.arch == "x86_64"]
 MASK64 = (1 << 64) - 1

@@ -25,7 +25,8 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jit.runtime.interpreter import ALU_OPS, CONDITIONS, byte_swap, sign_extend
+from jit.core.bits import byte_swap, sign_extend
+from jit.core.semantics import ALU_OPS, CONDITIONS
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1

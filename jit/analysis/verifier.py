@@ -48,7 +48,7 @@ Choices (the RFC leaves them to the verifier):
   an error, also through a variable offset.
 * Atomic accesses must be naturally aligned (the stack frame and the input
   buffer start 8-byte aligned).
-* Linux helper prototypes (:data:`HELPER_PROTOTYPES`) apply to the helpers
+* Linux helper prototypes (the registry, :mod:`jit.core.helpers`) apply to the helpers
   this library provides under those ids and to any helper whose name is the
   prototype's name (``bpf_`` prefix optional); other registered helpers may
   take anything and return a scalar, and may write anywhere in a stack frame
@@ -73,11 +73,11 @@ from types import MappingProxyType
 from jit.analysis import domain as absint
 from jit.analysis.domain import LEN_MAX, M32, M64, Scalar
 from jit.core import isa
+from jit.core.bytecode import Instruction, check_control_flow
 from jit.core.errors import VerifierError
+from jit.core.helpers import Arg, Helper, Prototype, Ret, declared_helpers
 from jit.core.isa import Form
-from jit.core.program import Instruction, Program, check_control_flow
-from jit.runtime.helpers import Helper
-from jit.runtime.linux_helpers import program_helpers
+from jit.frontend.program import Program
 
 FRAME = isa.STACK_SIZE
 MAX_PROCESSED = 1_000_000
@@ -146,63 +146,6 @@ class State:
     ids: int = field(default=0, compare=False)
 
 
-# --- helper prototypes -------------------------------------------------------------------
-
-
-class Arg(enum.Enum):
-    ANY = "an initialised value"
-    SCALAR = "a scalar"
-    MAP = "a map pointer"
-    KEY = "a pointer to a map key"
-    VALUE = "a pointer to a map value"
-    MEM_IN = "a pointer to readable memory"  # its size is the next argument
-    MEM_OUT = "a pointer to writable memory"  # its size is the next argument
-    SIZE = "a size"
-
-
-class Ret(enum.Enum):
-    SCALAR = "scalar"
-    U32 = "u32"
-    MAP_VALUE_OR_NULL = "map value or null"
-
-
-@dataclass(frozen=True)
-class Prototype:
-    name: str
-    args: tuple[Arg, ...] = ()
-    ret: Ret = Ret.SCALAR
-
-
-HELPER_PROTOTYPES: Mapping[int, Prototype] = MappingProxyType(
-    {
-        1: Prototype("map_lookup_elem", (Arg.MAP, Arg.KEY), Ret.MAP_VALUE_OR_NULL),
-        2: Prototype("map_update_elem", (Arg.MAP, Arg.KEY, Arg.VALUE, Arg.SCALAR)),
-        3: Prototype("map_delete_elem", (Arg.MAP, Arg.KEY)),
-        5: Prototype("ktime_get_ns"),
-        6: Prototype("trace_printk", (Arg.MEM_IN, Arg.SIZE)),
-        7: Prototype("get_prandom_u32", (), Ret.U32),
-        8: Prototype("get_smp_processor_id", (), Ret.U32),
-        12: Prototype("tail_call", (Arg.ANY, Arg.MAP, Arg.SCALAR)),
-        14: Prototype("get_current_pid_tgid"),
-        16: Prototype("get_current_comm", (Arg.MEM_OUT, Arg.SIZE)),
-        112: Prototype("probe_read_user", (Arg.MEM_OUT, Arg.SIZE, Arg.ANY)),
-        113: Prototype("probe_read_kernel", (Arg.MEM_OUT, Arg.SIZE, Arg.ANY)),
-    }
-)
-_LIBRARY_MODULES = ("jit.runtime.helpers", "jit.runtime.linux_helpers")
-
-
-def prototype(helper_id: int, helper: Helper) -> Prototype | None:
-    """The Linux prototype that applies to ``helper``, if any (see the module docstring)."""
-    proto = HELPER_PROTOTYPES.get(helper_id)
-    if proto is None:
-        return None
-    name = helper.name.removeprefix("bpf_")
-    if name == proto.name or getattr(helper.func, "__module__", None) in _LIBRARY_MODULES:
-        return proto
-    return None
-
-
 # --- the result ----------------------------------------------------------------------------
 
 
@@ -238,7 +181,7 @@ def analyze(
     """Verify ``prog``: raise :class:`VerifierError` for any definite violation,
     and list the accesses that are not provably safe in ``result.unproven``."""
     start = time.perf_counter()
-    table = program_helpers(prog, helpers)  # the Linux helpers (over prog's maps), then the user's
+    table = declared_helpers(helpers)  # the registry's helpers, then the user's
     cfg = _check_structure(prog, allow_loops, table)
     analysis = _Analysis(prog, cfg, table, mem_size)
     analysis.run()
@@ -1084,7 +1027,7 @@ class _Analysis:
                 raise self._error(pc, f"calls helper {helper_id} (in %r{insn.dst}), which is not registered ({known})")
         else:
             helper_id = insn.imm
-        proto = prototype(helper_id, self.helpers[helper_id]) if helper_id in self.helpers else None
+        proto = self.helpers[helper_id].prototype if helper_id in self.helpers else None
         result: Value = absint.unknown(w.fresh())
         if proto is not None:
             result = self._helper_arguments(pc, proto, w)

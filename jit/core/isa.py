@@ -1,14 +1,19 @@
 """The eBPF instruction set (RFC 9669, v4 included) as one declarative table.
 
 Every engine and tool reads this table: the decoder and encoder
-(:mod:`jit.program`), the assembler and disassembler (:mod:`jit.asm`), the
-interpreter and the backends. A row describes one instruction form: its opcode
-byte, its mnemonic in the conformance-suite dialect, the operation the engines
-dispatch on, its operand form (which fields are operands, how they are written)
-and the values that other fields must hold to select it (``off`` for sdiv/smod
-and movsx, ``imm`` for byte swaps and atomics, ``src`` for calls and LD_IMM64).
+(:mod:`jit.core.bytecode`), the assembler and disassembler
+(:mod:`jit.frontend.asm`), the verifier, the interpreter, both backends and
+the fuzzer, which all dispatch on a row's :class:`Op`. A row describes one
+instruction form: its opcode byte, its mnemonic in the conformance-suite
+dialect, its operation, its operand form (which fields are operands, how they
+are written), the values other fields must hold to select it (``off`` for
+sdiv/smod and movsx, ``imm`` for byte swaps and atomics, ``src`` for calls
+and LD_IMM64), and the facts derived from those: the registers it reads and
+writes, where control goes next, and the memory it accesses.
 
-Adding an instruction is adding one row to ``ISA``.
+Adding an instruction is adding one row to ``ISA`` (and, for a new operation,
+one ``Op`` member, which every engine's dispatch table must then handle:
+tests/test_dispatch.py checks that they all do).
 """
 
 from __future__ import annotations
@@ -29,10 +34,74 @@ SIZE_SUFFIX = {1: "b", 2: "h", 4: "w", 8: "dw"}
 MODE_IMM, MODE_ABS, MODE_IND, MODE_MEM, MODE_MEMSX, MODE_ATOMIC = 0x00, 0x20, 0x40, 0x60, 0x80, 0xC0
 
 MAX_REG = 10
+FRAME_POINTER = 10  # R10, read-only
 MAX_SLOTS = 1_000_000
 STACK_SIZE = 512
 MAX_CALL_DEPTH = 8
 FETCH = 0x01
+ARGUMENT_REGISTERS = (1, 2, 3, 4, 5)  # helper and local-call arguments, clobbered by calls
+
+
+class Op(enum.StrEnum):
+    """What an instruction does; every engine dispatches on it.
+
+    Members compare equal to their names in the assembly dialect (``Op.ADD ==
+    "add"``). Atomics have members of their own: ``Op.ATOMIC_ADD`` applies
+    ``Op.ADD`` to memory (see :data:`ATOMIC_ALU`)."""
+
+    # ALU, 32 and 64 bits (the row's ``bits``)
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    DIV = "div"
+    SDIV = "sdiv"
+    OR = "or"
+    AND = "and"
+    LSH = "lsh"
+    RSH = "rsh"
+    MOD = "mod"
+    SMOD = "smod"
+    XOR = "xor"
+    MOV = "mov"
+    ARSH = "arsh"
+    NEG = "neg"
+    MOVSX = "movsx"
+    LE = "le"
+    BE = "be"
+    BSWAP = "bswap"
+    # conditional jumps, 32 and 64 bits
+    JEQ = "jeq"
+    JGT = "jgt"
+    JGE = "jge"
+    JSET = "jset"
+    JNE = "jne"
+    JSGT = "jsgt"
+    JSGE = "jsge"
+    JLT = "jlt"
+    JLE = "jle"
+    JSLT = "jslt"
+    JSLE = "jsle"
+    # control
+    JA = "ja"
+    CALL = "call"  # a helper, by id in imm
+    CALL_LOCAL = "call_local"
+    CALL_BTF = "call_btf"
+    CALLX = "callx"  # a helper, by id in a register
+    EXIT = "exit"
+    # memory
+    LDDW = "lddw"
+    LDX = "ldx"
+    LDXS = "ldxs"
+    ST = "st"
+    STX = "stx"
+    LDABS = "ldabs"
+    LDIND = "ldind"
+    ATOMIC_ADD = "atomic_add"
+    ATOMIC_OR = "atomic_or"
+    ATOMIC_AND = "atomic_and"
+    ATOMIC_XOR = "atomic_xor"
+    XCHG = "xchg"
+    CMPXCHG = "cmpxchg"
 
 
 class Form(enum.Enum):
@@ -71,6 +140,70 @@ class Form(enum.Enum):
         self.registers = tuple(name for name in operands if name in ("dst", "src"))
 
 
+class Flow(enum.Enum):
+    """Where control goes after an instruction (inside its subprogram)."""
+
+    NEXT = "next"  # the following instruction
+    BRANCH = "branch"  # the following instruction or the target
+    GOTO = "goto"  # the target only
+    CALL = "call"  # a local call: the target, then back to the following instruction
+    EXIT = "exit"  # back to the caller, or the end of the run
+
+
+class Access(enum.Enum):
+    """The kind of memory access an instruction makes through a register."""
+
+    LOAD = "load"
+    STORE = "store"
+    ATOMIC = "atomic access"
+
+
+_FLOWS = {
+    Form.JMP_X: Flow.BRANCH,
+    Form.JMP_K: Flow.BRANCH,
+    Form.JA: Flow.GOTO,
+    Form.JA32: Flow.GOTO,
+    Form.CALL_LOCAL: Flow.CALL,
+    Form.EXIT: Flow.EXIT,
+}
+_ACCESSES = {Form.LOAD: Access.LOAD, Form.STORE_K: Access.STORE, Form.STORE_X: Access.STORE, Form.ATOMIC: Access.ATOMIC}
+_CALLS = frozenset({Form.CALL_HELPER, Form.CALLX, Form.CALL_LOCAL, Form.LDABS, Form.LDIND})
+# A register operand is named by its field; fixed registers by number.
+_Reg = str | int
+
+
+def _registers(form: Form, op: Op, fetch: bool) -> tuple[tuple[_Reg, ...], tuple[_Reg, ...]]:
+    """(registers read, registers written) by a row, as operand names or numbers."""
+    if form in (Form.ALU_X, Form.ALU_K):
+        source = ("src",) if form is Form.ALU_X else ()
+        return (source if op in (Op.MOV, Op.MOVSX) else ("dst", *source)), ("dst",)
+    if form is Form.UNARY:
+        return ("dst",), ("dst",)
+    if form in (Form.JMP_X, Form.JMP_K):
+        return ("dst", "src") if form is Form.JMP_X else ("dst",), ()
+    if form in (Form.CALL_HELPER, Form.CALL_LOCAL):
+        return ARGUMENT_REGISTERS, (0,)
+    if form is Form.CALLX:
+        return ("dst", *ARGUMENT_REGISTERS), (0,)
+    if form is Form.EXIT:
+        return (0,), ()
+    if form is Form.LDDW:
+        return (), ("dst",)
+    if form is Form.LOAD:
+        return ("src",), ("dst",)
+    if form is Form.STORE_K:
+        return ("dst",), ()
+    if form is Form.STORE_X:
+        return ("dst", "src"), ()
+    if form is Form.ATOMIC:
+        if op is Op.CMPXCHG:
+            return ("dst", "src", 0), (0,)
+        return ("dst", "src"), (("src",) if fetch else ())
+    if form in (Form.LDABS, Form.LDIND):
+        return (6, "src") if form is Form.LDIND else (6,), (0,)
+    return (), ()  # JA, JA32, CALL_BTF
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """One row of the instruction table.
@@ -81,11 +214,18 @@ class OpSpec:
     ``dst``/``src``/``off``/``imm``, when not None, are the values that field
     must hold for this row. Fields that are not operands of the form default to
     0 (reserved, must be zero); the others tell apart rows sharing an opcode.
+
+    Derived facts: ``flow`` (where control goes next), ``access`` and
+    ``base`` (the kind of memory access and the operand holding its address),
+    ``reads``/``writes`` (registers, as operand names or numbers; resolved per
+    instruction by :class:`jit.core.bytecode.Instruction`) and ``calls`` (an
+    instruction engines may implement as a call, after which R1-R5 are
+    clobbered).
     """
 
     opcode: int
     mnemonic: str
-    op: str
+    op: Op
     form: Form
     bits: int = 64
     size: int = 0
@@ -98,13 +238,32 @@ class OpSpec:
     # Derived in __post_init__ (read on hot paths, so stored rather than computed).
     is_wide: bool = field(init=False, repr=False)  # LD_IMM64, the only two-slot instruction
     is_jump: bool = field(init=False, repr=False)  # operand is a jump target (not calls)
+    flow: Flow = field(init=False, repr=False)
+    access: Access | None = field(init=False, repr=False)
+    base: str | None = field(init=False, repr=False)
+    reads: tuple[_Reg, ...] = field(init=False, repr=False)
+    writes: tuple[_Reg, ...] = field(init=False, repr=False)
+    calls: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("dst", "src", "off", "imm"):
             if name not in self.form.operands and getattr(self, name) is None:
                 object.__setattr__(self, name, 0)
-        object.__setattr__(self, "is_wide", self.form is Form.LDDW)
-        object.__setattr__(self, "is_jump", self.form in (Form.JMP_X, Form.JMP_K, Form.JA, Form.JA32))
+        flow = _FLOWS.get(self.form, Flow.NEXT)
+        access = _ACCESSES.get(self.form)
+        reads, writes = _registers(self.form, self.op, self.fetch)
+        derived = {
+            "is_wide": self.form is Form.LDDW,
+            "is_jump": flow in (Flow.BRANCH, Flow.GOTO),
+            "flow": flow,
+            "access": access,
+            "base": None if access is None else "src" if access is Access.LOAD else "dst",
+            "reads": reads,
+            "writes": writes,
+            "calls": self.form in _CALLS,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @property
     def cls(self) -> int:
@@ -122,20 +281,20 @@ class OpSpec:
 # (operation, op nibble, offset discriminator); rows are made for both widths
 # and both sources, so one line here is the whole family of an operation.
 _ALU_BINARY = (
-    ("add", 0x00, 0),
-    ("sub", 0x10, 0),
-    ("mul", 0x20, 0),
-    ("div", 0x30, 0),
-    ("sdiv", 0x30, 1),
-    ("or", 0x40, 0),
-    ("and", 0x50, 0),
-    ("lsh", 0x60, 0),
-    ("rsh", 0x70, 0),
-    ("mod", 0x90, 0),
-    ("smod", 0x90, 1),
-    ("xor", 0xA0, 0),
-    ("mov", 0xB0, 0),
-    ("arsh", 0xC0, 0),
+    (Op.ADD, 0x00, 0),
+    (Op.SUB, 0x10, 0),
+    (Op.MUL, 0x20, 0),
+    (Op.DIV, 0x30, 0),
+    (Op.SDIV, 0x30, 1),
+    (Op.OR, 0x40, 0),
+    (Op.AND, 0x50, 0),
+    (Op.LSH, 0x60, 0),
+    (Op.RSH, 0x70, 0),
+    (Op.MOD, 0x90, 0),
+    (Op.SMOD, 0x90, 1),
+    (Op.XOR, 0xA0, 0),
+    (Op.MOV, 0xB0, 0),
+    (Op.ARSH, 0xC0, 0),
 )
 
 
@@ -145,34 +304,34 @@ def _alu_rows() -> list[OpSpec]:
         for op, code, off in _ALU_BINARY:
             rows.append(OpSpec(code | X | cls, op + suffix, op, Form.ALU_X, bits, off=off))
             rows.append(OpSpec(code | K | cls, op + suffix, op, Form.ALU_K, bits, off=off))
-        rows.append(OpSpec(0x80 | cls, "neg" + suffix, "neg", Form.UNARY, bits))
+        rows.append(OpSpec(0x80 | cls, "neg" + suffix, Op.NEG, Form.UNARY, bits))
     # Sign-extending moves: MOV X with the source width in ``off``.
     for ext in (8, 16, 32):
-        rows.append(OpSpec(0xBF, f"movsx{ext}64", "movsx", Form.ALU_X, 64, ext=ext, off=ext))
+        rows.append(OpSpec(0xBF, f"movsx{ext}64", Op.MOVSX, Form.ALU_X, 64, ext=ext, off=ext))
     for ext in (8, 16):
-        rows.append(OpSpec(0xBC, f"movsx{ext}32", "movsx", Form.ALU_X, 32, ext=ext, off=ext))
+        rows.append(OpSpec(0xBC, f"movsx{ext}32", Op.MOVSX, Form.ALU_X, 32, ext=ext, off=ext))
     # Byte order: ALU class 0xd4 = to little endian, 0xdc = to big endian,
     # ALU64 class 0xd7 = unconditional swap. Width in ``imm``.
     for ext in (16, 32, 64):
-        rows.append(OpSpec(0xD4, f"le{ext}", "le", Form.UNARY, 64, ext=ext, imm=ext))
-        rows.append(OpSpec(0xDC, f"be{ext}", "be", Form.UNARY, 64, ext=ext, imm=ext))
-        rows.append(OpSpec(0xD7, f"bswap{ext}", "bswap", Form.UNARY, 64, ext=ext, imm=ext))
+        rows.append(OpSpec(0xD4, f"le{ext}", Op.LE, Form.UNARY, 64, ext=ext, imm=ext))
+        rows.append(OpSpec(0xDC, f"be{ext}", Op.BE, Form.UNARY, 64, ext=ext, imm=ext))
+        rows.append(OpSpec(0xD7, f"bswap{ext}", Op.BSWAP, Form.UNARY, 64, ext=ext, imm=ext))
     return rows
 
 
 # --- JMP / JMP32 ---------------------------------------------------------------
 _JMP_CONDITIONS = (
-    ("jeq", 0x10),
-    ("jgt", 0x20),
-    ("jge", 0x30),
-    ("jset", 0x40),
-    ("jne", 0x50),
-    ("jsgt", 0x60),
-    ("jsge", 0x70),
-    ("jlt", 0xA0),
-    ("jle", 0xB0),
-    ("jslt", 0xC0),
-    ("jsle", 0xD0),
+    (Op.JEQ, 0x10),
+    (Op.JGT, 0x20),
+    (Op.JGE, 0x30),
+    (Op.JSET, 0x40),
+    (Op.JNE, 0x50),
+    (Op.JSGT, 0x60),
+    (Op.JSGE, 0x70),
+    (Op.JLT, 0xA0),
+    (Op.JLE, 0xB0),
+    (Op.JSLT, 0xC0),
+    (Op.JSLE, 0xD0),
 )
 
 
@@ -183,15 +342,15 @@ def _jmp_rows() -> list[OpSpec]:
             rows.append(OpSpec(code | X | cls, op + suffix, op, Form.JMP_X, bits))
             rows.append(OpSpec(code | K | cls, op + suffix, op, Form.JMP_K, bits))
     rows += [
-        OpSpec(0x05, "ja", "ja", Form.JA),
-        OpSpec(0x06, "ja32", "ja", Form.JA32, bits=32),  # "gotol": target in imm
-        OpSpec(0x85, "call", "call", Form.CALL_HELPER),
-        OpSpec(0x85, "call", "call_local", Form.CALL_LOCAL, src=1),
-        OpSpec(0x85, "call", "call_btf", Form.CALL_BTF, src=2),
+        OpSpec(0x05, "ja", Op.JA, Form.JA),
+        OpSpec(0x06, "ja32", Op.JA, Form.JA32, bits=32),  # "gotol": target in imm
+        OpSpec(0x85, "call", Op.CALL, Form.CALL_HELPER),
+        OpSpec(0x85, "call", Op.CALL_LOCAL, Form.CALL_LOCAL, src=1),
+        OpSpec(0x85, "call", Op.CALL_BTF, Form.CALL_BTF, src=2),
         # callx (not in RFC 9669): helper id in the register named by dst, as
         # the conformance suite encodes it (LLVM 14 reads imm instead).
-        OpSpec(0x8D, "call", "callx", Form.CALLX),
-        OpSpec(0x95, "exit", "exit", Form.EXIT),
+        OpSpec(0x8D, "call", Op.CALLX, Form.CALLX),
+        OpSpec(0x95, "exit", Op.EXIT, Form.EXIT),
     ]
     return rows
 
@@ -201,32 +360,32 @@ def _jmp_rows() -> list[OpSpec]:
 # rest are relocations that a loader must resolve before code generation.
 LDDW_KINDS = ("", ".mapfd", ".mapval", ".var", ".code", ".mapidx", ".mapvalidx")
 
-ATOMIC_OPS = (("add", 0x00), ("or", 0x40), ("and", 0x50), ("xor", 0xA0))
+# (operation, ALU operation it applies to memory, imm selector)
+_ATOMIC_ROWS = ((Op.ATOMIC_ADD, Op.ADD, 0x00), (Op.ATOMIC_OR, Op.OR, 0x40))
+_ATOMIC_ROWS += ((Op.ATOMIC_AND, Op.AND, 0x50), (Op.ATOMIC_XOR, Op.XOR, 0xA0))
 
 
 def _memory_rows() -> list[OpSpec]:
-    rows = [OpSpec(0x18, "lddw" + kind, "lddw", Form.LDDW, size=8, src=src) for src, kind in enumerate(LDDW_KINDS)]
+    rows = [OpSpec(0x18, "lddw" + kind, Op.LDDW, Form.LDDW, size=8, src=src) for src, kind in enumerate(LDDW_KINDS)]
     for size, sfx in SIZE_SUFFIX.items():
         sz = SIZE_BITS[size]
-        rows.append(OpSpec(LDX | MODE_MEM | sz, "ldx" + sfx, "ldx", Form.LOAD, size=size))
+        rows.append(OpSpec(LDX | MODE_MEM | sz, "ldx" + sfx, Op.LDX, Form.LOAD, size=size))
         if size < 8:
-            rows.append(OpSpec(LDX | MODE_MEMSX | sz, "ldxs" + sfx, "ldxs", Form.LOAD, size=size))
-        rows.append(OpSpec(ST | MODE_MEM | sz, "st" + sfx, "st", Form.STORE_K, size=size))
-        rows.append(OpSpec(STX | MODE_MEM | sz, "stx" + sfx, "stx", Form.STORE_X, size=size))
+            rows.append(OpSpec(LDX | MODE_MEMSX | sz, "ldxs" + sfx, Op.LDXS, Form.LOAD, size=size))
+        rows.append(OpSpec(ST | MODE_MEM | sz, "st" + sfx, Op.ST, Form.STORE_K, size=size))
+        rows.append(OpSpec(STX | MODE_MEM | sz, "stx" + sfx, Op.STX, Form.STORE_X, size=size))
         if size < 8:
-            rows.append(OpSpec(LD | MODE_ABS | sz, "ldabs" + sfx, "ldabs", Form.LDABS, size=size))
-            rows.append(OpSpec(LD | MODE_IND | sz, "ldind" + sfx, "ldind", Form.LDIND, size=size))
+            rows.append(OpSpec(LD | MODE_ABS | sz, "ldabs" + sfx, Op.LDABS, Form.LDABS, size=size))
+            rows.append(OpSpec(LD | MODE_IND | sz, "ldind" + sfx, Op.LDIND, Form.LDIND, size=size))
     for size, bits, suffix in ((8, 64, ""), (4, 32, "32")):
         opcode = STX | MODE_ATOMIC | SIZE_BITS[size]
-        for name, code in ATOMIC_OPS:
-            rows.append(OpSpec(opcode, f"lock {name}{suffix}", name, Form.ATOMIC, bits, size=size, imm=code))
+        for op, alu, code in _ATOMIC_ROWS:
+            rows.append(OpSpec(opcode, f"lock {alu}{suffix}", op, Form.ATOMIC, bits, size=size, imm=code))
             rows.append(
-                OpSpec(
-                    opcode, f"lock fetch {name}{suffix}", name, Form.ATOMIC, bits, size, imm=code | FETCH, fetch=True
-                )
+                OpSpec(opcode, f"lock fetch {alu}{suffix}", op, Form.ATOMIC, bits, size, imm=code | FETCH, fetch=True)
             )
-        rows.append(OpSpec(opcode, f"lock xchg{suffix}", "xchg", Form.ATOMIC, bits, size, imm=0xE1, fetch=True))
-        rows.append(OpSpec(opcode, f"lock cmpxchg{suffix}", "cmpxchg", Form.ATOMIC, bits, size, imm=0xF1, fetch=True))
+        rows.append(OpSpec(opcode, f"lock xchg{suffix}", Op.XCHG, Form.ATOMIC, bits, size, imm=0xE1, fetch=True))
+        rows.append(OpSpec(opcode, f"lock cmpxchg{suffix}", Op.CMPXCHG, Form.ATOMIC, bits, size, imm=0xF1, fetch=True))
     return rows
 
 
@@ -242,8 +401,10 @@ BY_OPCODE: dict[int, tuple[OpSpec, ...]] = {}
 for _spec in ISA:
     BY_OPCODE[_spec.opcode] = (*BY_OPCODE.get(_spec.opcode, ()), _spec)
 
-ATOMIC_OPERATIONS = frozenset(name for name, _ in ATOMIC_OPS) | {"xchg", "cmpxchg"}
-JMP_OPERATIONS = frozenset(name for name, _ in _JMP_CONDITIONS)
+ALU_BINARY_OPS = frozenset(op for op, _, _ in _ALU_BINARY)
+JUMP_CONDITIONS = frozenset(op for op, _ in _JMP_CONDITIONS)
+ATOMIC_ALU: dict[Op, Op] = {op: alu for op, alu, _ in _ATOMIC_ROWS}  # the ALU operation an atomic applies
+ATOMIC_OPS = frozenset({*ATOMIC_ALU, Op.XCHG, Op.CMPXCHG})
 
 
 # Per opcode: each row with the fields it fixes, as (position, value) pairs

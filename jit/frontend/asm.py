@@ -18,9 +18,10 @@ import re
 from dataclasses import dataclass
 
 from jit.core import isa
+from jit.core.bytecode import Instruction, format_instruction
 from jit.core.errors import AssemblyError, BpfError
 from jit.core.isa import Form, OpSpec
-from jit.core.program import Instruction, Program, format_instruction
+from jit.frontend.program import Program
 
 _REGISTERS = {f"%r{n}": n for n in range(isa.MAX_REG + 1)}
 _MEM = re.compile(r"\[(%r[0-9]+)(?:([+-])([0-9a-zA-Z]+))?\]")
@@ -257,7 +258,7 @@ def _parse_instruction(tokens: list[str]) -> tuple[OpSpec, dict[str, int], _Labe
     return (spec, *_parse_operands(pattern, operands))
 
 
-def assemble(text: str) -> Program:
+def assemble(text: str, name: str = "prog") -> Program:
     """Assemble conformance-suite assembly text into a :class:`Program`.
 
     Labels name slots (``lddw`` takes two). The first ``exit`` instruction
@@ -297,7 +298,7 @@ def assemble(text: str) -> Program:
     for ref in refs:
         out[ref.index] = _resolve(ref, labels)
     try:
-        return Program(tuple(out))  # type: ignore[arg-type]  # every None was resolved
+        return Program(tuple(out), name=name)  # type: ignore[arg-type]  # every None was resolved
     except BpfError as err:  # e.g. more than isa.MAX_SLOTS slots
         raise AssemblyError(str(err)) from None
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jit.core.errors import BpfError
-from jit.core.program import Program
 from jit.frontend.asm import assemble
+from jit.frontend.program import Program
 
 # Header keywords, tested in this order by substring search (FORMAT.md 2.2).
 # None marks sections whose content is discarded.
@@ -118,13 +118,11 @@ def _program(sections: dict[str, list[tuple[int, str]]], name: str, total_lines:
         source = [""] * (total_lines + 1)
         for lineno, line in sections["asm"]:
             source[lineno - 1] = line
-        prog = assemble("\n".join(source))
+        return assemble("\n".join(source), name=name or "prog")
     except ConformanceFileError:
         raise
     except BpfError as err:
         raise ConformanceFileError(name, f"{type(err).__name__}: {err}") from err
-    prog.name = name or prog.name
-    return prog
 
 
 def parse(text: str, name: str = "") -> ConformanceCase:

@@ -1,6 +1,6 @@
 """Load eBPF programs from clang-built ELF objects (``clang -target bpf -c``).
 
-    prog = load_elf("counter.o", section="xdp")     # or jit.Program.from_elf
+    prog = jit.Program.from_elf("counter.o", section="xdp")
     programs, maps = list_sections("counter.o")
 
 What the loader does, the way libbpf does it:
@@ -32,18 +32,22 @@ All programs loaded from one :class:`ElfObject` share its maps and its
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from elftools.common.exceptions import ELFError as PyElfError
 from elftools.elf.elffile import ELFFile
 
 from jit.core import isa
+from jit.core.bytecode import Bytecode, Instruction, decode
 from jit.core.errors import BpfError, ElfError
-from jit.core.program import Instruction, Program
 from jit.frontend.btf import Btf, Kind
 from jit.frontend.maps import BPF_F_RDONLY_PROG, Map, MapError, MapType, ProgArrayMap, create_map
 
+P = TypeVar("P")  # the program type an ElfObject makes (jit.Program)
+B = TypeVar("B", bound=Bytecode)
 EM_BPF = 247
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_32 = 1, 2, 10
 SLOT = 8
@@ -317,10 +321,16 @@ class _Parser:
         return inits
 
 
-class ElfObject:
-    """A loaded object: its maps (created once) and its programs (linked on demand)."""
+class ElfObject(Generic[P]):
+    """A loaded object: its maps (created once) and its programs (linked on demand).
 
-    def __init__(self, path: str | Path):
+    Programs are made as ``program_type(instructions, name=, maps=, memory=,
+    section=, relocations=, trace_log=)``: :class:`jit.Program`, which this
+    module does not import (``Program.from_elf`` is built on it).
+    """
+
+    def __init__(self, path: str | Path, program_type: Callable[..., P]):
+        self.program_type = program_type
         self._parser = parser = _Parser(path)
         self.path = parser.path
         self.programs = {info.name: info for info in parser.programs}
@@ -335,7 +345,7 @@ class ElfObject:
         self.map_index = {name: i for i, name in enumerate(self.maps)}
         self.memory = tuple(block for m in self.maps.values() for block in m.memory)
         self.trace_log: list[str] = []
-        self._linked: dict[str, Program] = {}
+        self._linked: dict[str, P] = {}
 
     def choose(self, section: str | None) -> ProgramInfo:
         """The program named ``section`` (a section or function name), or the only one."""
@@ -353,7 +363,7 @@ class ElfObject:
             return by_function[0]
         raise ElfError(f"{self.path}: no program section {section!r} (programs: {names})")
 
-    def program(self, section: str | None = None) -> Program:
+    def program(self, section: str | None = None) -> P:
         """The linked, resolved program ``section`` (cached: one Program per section)."""
         info = self.choose(section)
         if info.name not in self._linked:
@@ -384,11 +394,11 @@ class ElfObject:
         return self._parser.names[sym.section] == info.section and sym.value == info.offset  # type: ignore[index]
 
 
-class _Linker:
+class _Linker(Generic[P]):
     """Builds one program: its function, the .text functions it reaches, and
     the LD_IMM64 relocations resolved to host addresses."""
 
-    def __init__(self, obj: ElfObject, info: ProgramInfo):
+    def __init__(self, obj: ElfObject[P], info: ProgramInfo):
         self.obj, self.info, self.parser = obj, info, obj._parser
         section = self.parser.names.index(info.section)
         self.text = self.parser.index(".text")
@@ -399,7 +409,7 @@ class _Linker:
     def where(self, section: int, offset: int) -> str:
         return f"{self.parser.path}: section {self.parser.names[section]!r} (offset {offset})"
 
-    def link(self) -> Program:
+    def link(self) -> P:
         slots: list[bytearray] = []
         starts: dict[tuple[int, int], int] = {}  # (section, start byte) -> output slot
         calls: list[tuple[int, int, int]] = []  # (output slot, section, target byte)
@@ -502,7 +512,7 @@ class _Linker:
             )
         self.relocations.append(reloc)
 
-    def _finish(self, slots: list[bytearray]) -> Program:
+    def _finish(self, slots: list[bytearray]) -> P:
         for reloc in self.relocations:
             map_ = self.obj.maps[reloc.map]
             address = map_.address if reloc.kind == "map" else map_.values_address + reloc.offset
@@ -510,25 +520,20 @@ class _Linker:
             first[1] &= 0x0F  # src = 0: a plain 64-bit constant
             struct.pack_into("<I", first, 4, address & 0xFFFFFFFF)
             struct.pack_into("<I", second, 4, address >> 32)
+        obj = self.obj
         try:
-            prog = Program.from_bytes(b"".join(slots), name=self.info.name)
+            instructions = decode(b"".join(slots))
+            return obj.program_type(
+                instructions,
+                name=self.info.name,
+                maps=obj.maps,
+                memory=obj.memory,
+                section=self.info.section,
+                relocations=tuple(self.relocations),
+                trace_log=obj.trace_log,
+            )
         except BpfError as error:
             raise ElfError(f"{self.parser.path}: section {self.info.section!r}: {error}") from None
-        prog.maps = self.obj.maps
-        prog.memory = self.obj.memory
-        prog.section = self.info.section
-        prog.relocations = tuple(self.relocations)
-        prog.trace_log = self.obj.trace_log
-        return prog
-
-
-def load_elf(path: str | Path, section: str | None = None) -> Program:
-    """The program ``section`` of the object at ``path`` (the only one when None).
-
-    Every call creates fresh maps; use :class:`ElfObject` to load several
-    programs of one object that share their maps.
-    """
-    return ElfObject(path).program(section)
 
 
 def list_sections(path: str | Path) -> tuple[list[ProgramInfo], list[MapSpec]]:
@@ -551,7 +556,7 @@ def format_sections(path: str | Path) -> str:
     return "\n".join(lines)
 
 
-def symbolic(prog: Program) -> Program:
+def symbolic(prog: B) -> B:
     """``prog`` with its resolved LD_IMM64 turned back into ``lddw.mapfd`` /
     ``lddw.mapval`` (map index, offset), for disassembly and debugging."""
     by_pc = {reloc.pc: reloc for reloc in prog.relocations}
@@ -562,4 +567,4 @@ def symbolic(prog: Program) -> Program:
             spec = isa.lookup(OP_LDDW, insn.dst, reloc.src, 0, 0)
             insn = Instruction(spec, insn.dst, reloc.src, 0, reloc.imm)  # type: ignore[arg-type]
         out.append(insn)
-    return Program(tuple(out), name=prog.name)
+    return replace(prog, instructions=tuple(out))

@@ -22,12 +22,10 @@ from __future__ import annotations
 import ctypes
 import mmap
 
+from jit.core.abi import Span
+from jit.core.bits import round_up
+
 PAGE_SIZE = mmap.PAGESIZE
-
-
-def round_up(value: int, multiple: int) -> int:
-    """``value`` rounded up to a multiple of ``multiple``."""
-    return -(-value // multiple) * multiple
 
 
 class HostMemory:
@@ -54,6 +52,11 @@ class HostMemory:
         self.address: int = ctypes.addressof(self._anchor)
         self.view = memoryview(self._mmap)[:size]
         self.view[: len(data)] = data
+
+    @property
+    def span(self) -> Span:
+        """Where the block lies, and whether the program may write it."""
+        return Span(self.name, self.address, self.end, self.writable)
 
     @property
     def end(self) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jit.core.program import Program
+from jit.core.bytecode import Bytecode
+from jit.frontend.program import Program
 
 ProgramLike = Program | bytes | bytearray | memoryview | str | Path
 
@@ -20,6 +21,8 @@ def load_program(source: ProgramLike, section: str | None = None) -> Program:
     (``section`` selects the program of an ELF object)."""
     if isinstance(source, Program):
         return source
+    if isinstance(source, Bytecode):  # code only: a program without maps
+        return Program(source.instructions, name=source.name)
     if isinstance(source, bytes | bytearray | memoryview):
         return Program.from_bytes(source)
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).is_file()):
@@ -38,17 +41,14 @@ def load_file(path: Path, section: str | None = None) -> Program:
     if suffix in (".s", ".asm"):
         from jit.frontend.asm import assemble
 
-        prog = assemble(path.read_text())
-    elif suffix == ".data":
+        return assemble(path.read_text(), name=path.stem)
+    if suffix == ".data":
         from jit.frontend.conformance import load
 
-        prog = load(path).program
-    elif is_elf(path):
+        return load(path).program  # named after the file
+    if is_elf(path):
         return Program.from_elf(path, section)  # named after its section
-    else:
-        prog = Program.from_bytes(path.read_bytes())
-    prog.name = path.stem
-    return prog
+    return Program.from_bytes(path.read_bytes(), name=path.stem)
 
 
 def is_elf(path: Path) -> bool:

@@ -34,13 +34,13 @@ import enum
 import errno
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from jit.core.abi import DESCRIPTOR_SIZE, Desc
+from jit.core.bits import round_up
+from jit.core.bytecode import Bytecode
 from jit.core.errors import BpfError
-from jit.frontend.hostmem import HostMemory, round_up
-
-if TYPE_CHECKING:
-    from jit.core.program import Program
+from jit.frontend.hostmem import HostMemory
 
 # Update flags (include/uapi/linux/bpf.h).
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
@@ -60,21 +60,6 @@ class MapType(enum.IntEnum):
     PERCPU_ARRAY = 6
     LRU_HASH = 9
     LRU_PERCPU_HASH = 10
-
-
-class Desc(enum.IntEnum):
-    """Byte offsets of the u64 fields of a map descriptor."""
-
-    TYPE = 0
-    KEY_SIZE = 8
-    VALUE_SIZE = 16
-    MAX_ENTRIES = 24
-    VALUES = 32  # host address of value slot 0
-    VALUE_STRIDE = 40  # round_up(value_size, 8)
-    FLAGS = 48
-
-
-DESCRIPTOR_SIZE = 64
 
 
 class MapError(BpfError):
@@ -377,19 +362,18 @@ class ProgArrayMap(ArrayMap):
 
     def __init__(self, name: str, key_size: int = 4, value_size: int = 4, max_entries: int = 1, flags: int = 0):
         super().__init__(name, key_size, value_size, max_entries, flags)
-        self._programs: list[Program | None] = [None] * max_entries
+        self._programs: list[Bytecode | None] = [None] * max_entries
 
-    def target(self, index: int) -> Program | None:
+    def target(self, index: int) -> Bytecode | None:
         """The program in slot ``index``, or None (empty or out of range)."""
         return self._programs[index] if 0 <= index < self.max_entries else None
 
-    def lookup(self, key: Key) -> Program | None:  # type: ignore[override]
+    def lookup(self, key: Key) -> Bytecode | None:  # type: ignore[override]
         return self.target(int.from_bytes(self.key(key), "little"))
 
-    def update(self, key: Key, value: Program, flags: int = BPF_ANY) -> None:  # type: ignore[override]
-        from jit.core.program import Program
+    def update(self, key: Key, value: Bytecode, flags: int = BPF_ANY) -> None:  # type: ignore[override]
 
-        if not isinstance(value, Program):
+        if not isinstance(value, Bytecode):
             raise TypeError(f"map {self.name!r}: program arrays hold jit.Program values, not {type(value).__name__}")
         if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
             raise MapError(errno.EINVAL, f"map {self.name!r}: unknown update flags {flags}")
@@ -407,7 +391,7 @@ class ProgArrayMap(ArrayMap):
         self._programs[index] = None
         self.storage.write(index * self.value_stride, bytes(8))
 
-    def items(self) -> Iterator[tuple[bytes, Program]]:  # type: ignore[override]
+    def items(self) -> Iterator[tuple[bytes, Bytecode]]:  # type: ignore[override]
         for index, prog in enumerate(self._programs):
             if prog is not None:
                 yield index.to_bytes(4, "little"), prog

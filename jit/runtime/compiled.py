@@ -9,45 +9,20 @@ process) and :class:`backends.emulator.EmulatedProgram` (unicorn).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from backends.base import ErrorCode, NativeCode
+from backends.base import NativeCode
+from jit.core.abi import Span
 from jit.core.errors import (
-    CallDepthError,
-    ExecutionError,
-    HelperError,
     MemoryAccessError,
-    StepLimitError,
 )
-from jit.core.program import Program
-from jit.frontend.hostmem import HostMemory
-from jit.runtime.helpers import Helper
+from jit.core.helpers import Helper
 
 if TYPE_CHECKING:
     from jit.analysis.verifier import VerifierResult
 
 Mem = bytes | bytearray | memoryview | None
-
-
-@dataclass(frozen=True)
-class Region:
-    """A span of program memory: ``[start, end)`` in the engine's addresses."""
-
-    name: str
-    start: int
-    end: int
-    writable: bool = True
-
-    def contains(self, addr: int, size: int) -> bool:
-        return self.start <= addr and addr + size <= self.end
-
-
-def block_regions(blocks: Iterable[HostMemory]) -> list[Region]:
-    """Regions over host memory blocks (``prog.memory``: maps, global data) at
-    their host addresses, read-only where the program may not write."""
-    return [Region(block.name, block.address, block.end, block.writable) for block in blocks]
 
 
 class RegionAccessor:
@@ -60,7 +35,7 @@ class RegionAccessor:
 
     def __init__(
         self,
-        regions: list[Region],
+        regions: list[Span],
         read_raw: Callable[[int, int], bytes],
         write_raw: Callable[[int, bytes], None],
     ):
@@ -68,7 +43,7 @@ class RegionAccessor:
         self._read_raw = read_raw
         self._write_raw = write_raw
 
-    def _region(self, addr: int, size: int, write: bool) -> Region:
+    def _region(self, addr: int, size: int, write: bool) -> Span:
         for region in self.regions:
             if region.contains(addr, size):
                 if write and not region.writable:
@@ -84,42 +59,6 @@ class RegionAccessor:
     def write(self, addr: int, data: bytes) -> None:
         self._region(addr, len(data), write=True)
         self._write_raw(addr, bytes(data))
-
-
-def writable_buffer(mem: Mem) -> tuple[bytearray | memoryview, bool]:
-    """A writable buffer holding ``mem`` and whether it is the caller's own.
-
-    A bytearray or a writable memoryview is used in place, so the program's
-    writes land in the caller's object; bytes and read-only views are copied.
-    """
-    if mem is None:
-        return bytearray(), False
-    if isinstance(mem, bytearray):
-        return mem, True
-    if isinstance(mem, memoryview):
-        if not mem.readonly and mem.contiguous:
-            return mem.cast("B"), True
-        return bytearray(mem.tobytes()), False
-    if isinstance(mem, bytes):
-        return bytearray(mem), False
-    raise TypeError(f"mem must be None, bytes, bytearray or memoryview, not {type(mem).__name__}")
-
-
-_ERRORS: dict[ErrorCode, tuple[type[ExecutionError], str]] = {
-    ErrorCode.MEMORY: (MemoryAccessError, "bad memory access"),
-    ErrorCode.STEPS: (StepLimitError, "step budget (max_steps) exhausted"),
-    ErrorCode.CALL_DEPTH: (CallDepthError, "local calls nested too deep"),
-    ErrorCode.HELPER: (HelperError, "helper call failed"),
-    ErrorCode.FELL_OFF: (ExecutionError, "execution fell off the end of the program"),
-    ErrorCode.BAD_CALLX: (HelperError, "callx with a helper id outside the helper table"),
-}
-
-
-def execution_error(code: int, pc: int | None, prog: Program, detail: str = "") -> ExecutionError:
-    """The exception for a run-time error code reported by generated code."""
-    cls, what = _ERRORS.get(ErrorCode(code), (ExecutionError, f"error code {code}"))
-    where = prog.describe(pc) if pc is not None else "unknown instruction"
-    return cls(f"{where}: {what}{': ' + detail if detail else ''}", pc=pc)
 
 
 class CompiledProgram(ABC):

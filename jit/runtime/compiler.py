@@ -18,16 +18,19 @@ tail calls, compiling each target once with the same options and helpers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 
+from jit.core.bytecode import check_control_flow
 from jit.core.errors import CompileError
-from jit.core.program import Program, check_control_flow
+from jit.core.helpers import HelperId
+from jit.core.host import host_arch
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.maps import MapType, ProgArrayMap
-from jit.runtime.compiled import CompiledProgram, Mem, writable_buffer
-from jit.runtime.linux_helpers import MAP_LOOKUP_ELEM, TAIL_CALL, TailCallChain, program_helpers, run_with_tail_calls
-from jit.tools.engines import host_arch
+from jit.frontend.program import Program
+from jit.runtime.compiled import CompiledProgram
+from jit.runtime.helpers import program_helpers
+from jit.runtime.tailcalls import TailCallChain, TailCallRunner
 
 ARRAY_TYPES = (MapType.ARRAY, MapType.PERCPU_ARRAY)  # served by the lookup fast path
 
@@ -88,9 +91,13 @@ def compile(
         raise CompileError(f"unknown architecture {arch!r} (valid: {', '.join(architectures())})")
     chain = TailCallChain()
     resolved = program_helpers(program, helpers, chain)
-    array_maps = _array_maps(program) if fast_lookup and MAP_LOOKUP_ELEM not in (helpers or {}) else ()
+    array_maps = _array_maps(program) if fast_lookup and HelperId.MAP_LOOKUP_ELEM not in (helpers or {}) else ()
     options = CodegenOptions(
-        helper_ids=frozenset(resolved), max_steps=max_steps, bounds_check=bounds_check, array_maps=array_maps
+        helper_ids=frozenset(resolved),
+        max_steps=max_steps,
+        bounds_check=bounds_check,
+        array_maps=array_maps,
+        blocks=tuple(block.span for block in program.memory),
     )
     backend = get_backend(arch)
 
@@ -126,44 +133,6 @@ def _may_tail_call(program: Program) -> bool:
     """True when ``program`` has a program array and calls tail_call (or callx)."""
     if not any(isinstance(m, ProgArrayMap) for m in program.maps.values()):
         return False
-    return any((insn.op == "call" and insn.imm == TAIL_CALL) or insn.op == "callx" for insn in program.instructions)
-
-
-class TailCallRunner:
-    """Runs a compiled program following its tail calls (the protocol of
-    :mod:`jit.linux_helpers`): each target is compiled once, by ``build``,
-    with the same architecture, options and helper table (so the same
-    ``chain`` counts the calls), and run on the same buffer."""
-
-    def __init__(self, build: Callable[[Program], CompiledProgram], chain: TailCallChain):
-        self._build = build
-        self.chain = chain
-        self._targets: dict[int, tuple[Program, CompiledProgram]] = {}  # id(program): the program kept alive
-
-    def target(self, prog: Program) -> CompiledProgram:
-        """The compiled ``prog``, compiled on first use."""
-        entry = self._targets.get(id(prog))
-        if entry is None:
-            entry = self._targets[id(prog)] = (prog, self._build(prog))
-        return entry[1]
-
-    def close(self) -> None:
-        """Close every compiled target (the main program is closing)."""
-        for _, compiled in self._targets.values():
-            compiled.close()
-        self._targets.clear()
-
-    def run_many(self, main: CompiledProgram, mem: Mem, n: int) -> int:
-        """``main.run_many(mem, n)``, each of the ``n`` runs following its tail calls."""
-        if type(n) is not int or n < 1:
-            raise ValueError(f"run_many needs a repeat count n >= 1, got {n!r}")
-        buffer, _ = writable_buffer(mem)
-
-        def run_one(prog: Program, buf: bytearray | memoryview, _chain: TailCallChain) -> int:
-            engine = main if prog is main.prog else self.target(prog)
-            return engine.run_direct(buf, 1)
-
-        r0 = 0
-        for _ in range(n):
-            r0 = run_with_tail_calls(run_one, main.prog, buffer, self.chain)
-        return r0
+    return any(
+        (insn.op == "call" and insn.imm == HelperId.TAIL_CALL) or insn.op == "callx" for insn in program.instructions
+    )

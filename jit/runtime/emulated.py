@@ -54,23 +54,17 @@ from unicorn import (
 from unicorn import arm64_const as a64
 from unicorn import x86_const as x86
 
-from backends.base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
-from jit.analysis.checks import fault_detail
+from backends.base import NativeCode
+from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
 from jit.core.errors import ExecutionError, HelperError, StepLimitError
+from jit.core.helpers import Helper
 from jit.core.isa import STACK_SIZE, Form
-from jit.runtime.compiled import (
-    CompiledProgram,
-    Mem,
-    Region,
-    RegionAccessor,
-    block_regions,
-    execution_error,
-    writable_buffer,
-)
-from jit.runtime.helpers import Helper
+from jit.runtime.buffers import Mem, writable_buffer
+from jit.runtime.compiled import CompiledProgram, RegionAccessor
+from jit.runtime.faults import execution_error, fault_detail
 
 if TYPE_CHECKING:
-    from jit.runtime.compiler import TailCallRunner
+    from jit.runtime.tailcalls import TailCallRunner
 
 PAGE = 0x1000
 CODE_BASE = 0x1000_0000
@@ -357,9 +351,9 @@ class EmulatedProgram(CompiledProgram):
         steps = self.max_steps if self.max_steps is not None else 0
         header = (0, 0, 0, steps, STACK_BASE + STACK_SIZE, n, addr, addr + size, STACK_BASE, stack_end, 0)
         uc.mem_write(CTX_BASE, _CTX_HEADER.pack(*header))
-        regions = [Region("stack", STACK_BASE, stack_end), *block_regions(self._blocks)]
+        regions = [Span("stack", STACK_BASE, stack_end), *(block.span for block in self._blocks)]
         if size:
-            regions.insert(0, Region("buffer", addr, addr + size))
+            regions.insert(0, Span("buffer", addr, addr + size))
         self._accessor = RegionAccessor(regions, lambda a, k: bytes(uc.mem_read(a, k)), uc.mem_write)
         self._helper_exception = self._fault = None
         machine = self.machine
@@ -418,7 +412,7 @@ class EmulatedProgram(CompiledProgram):
                 detail = f"{self._helper_name} raised {type(cause).__name__}: {cause}"
             elif error == ErrorCode.MEMORY:  # a bounds check of the generated code failed
                 (address,) = _U64.unpack(uc.mem_read(CTX_BASE + Ctx.FAULT_ADDR, 8))
-                detail = fault_detail(self.native, error_pc, address)
+                detail = fault_detail(self.prog, self.native.checks, error_pc, address)
             raise execution_error(error, error_pc, self.prog, detail) from cause
         return uc.reg_read(self.machine.result)
 

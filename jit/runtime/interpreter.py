@@ -31,121 +31,26 @@ from __future__ import annotations
 import functools
 import gc
 import itertools
-import operator
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from jit.core import isa
+from jit.core.bits import MASK32, MASK64, sign_extend
+from jit.core.bytecode import Dispatch, Instruction
 from jit.core.errors import CallDepthError, CompileError, ExecutionError, HelperError, StepLimitError
-from jit.core.isa import Form
-from jit.core.program import Instruction, Program
+from jit.core.helpers import Helper
+from jit.core.isa import Form, Op
+from jit.core.semantics import ALU_OPS, BYTE_ORDER, CONDITIONS
 from jit.frontend.loader import ProgramLike, load_program
-from jit.runtime.compiled import Mem
-from jit.runtime.helpers import Helper
-from jit.runtime.linux_helpers import TailCallChain, program_helpers, run_with_tail_calls
+from jit.frontend.program import Program
+from jit.runtime.buffers import Mem
+from jit.runtime.helpers import program_helpers
 from jit.runtime.memory import Memory
+from jit.runtime.tailcalls import TailCallChain, run_with_tail_calls
 
-MASK32 = (1 << 32) - 1
-MASK64 = (1 << 64) - 1
 MASKS = {32: MASK32, 64: MASK64}
 _POOL_SIZE = 4  # idle decoded machines kept per Program (recursion, threads)
-
-
-# --- operations on unsigned operands ---------------------------------------------
-
-
-def to_signed(value: int, bits: int) -> int:
-    """The two's-complement reading of an unsigned ``bits``-wide value."""
-    return value - (1 << bits) if value >> (bits - 1) & 1 else value
-
-
-def _binary_ops(bits: int) -> Mapping[str, Callable[[int, int], int]]:
-    """ALU binary operations of one width: ``f(dst, src) -> result``, all three
-    unsigned and ``bits`` wide (callers pass masked operands)."""
-    mask = (1 << bits) - 1
-    count = bits - 1  # shift counts are masked to 63 or 31
-
-    def signed(x: int) -> int:
-        return to_signed(x, bits)
-
-    def sdiv(a: int, b: int) -> int:
-        if b == 0:
-            return 0
-        q = abs(signed(a)) // abs(signed(b))  # truncate toward zero
-        return (-q if (signed(a) < 0) != (signed(b) < 0) else q) & mask
-
-    def smod(a: int, b: int) -> int:
-        if b == 0:
-            return a
-        r = abs(signed(a)) % abs(signed(b))  # the remainder takes the dividend's sign
-        return (-r if signed(a) < 0 else r) & mask
-
-    return MappingProxyType(
-        {
-            "add": lambda a, b: (a + b) & mask,
-            "sub": lambda a, b: (a - b) & mask,
-            "mul": lambda a, b: (a * b) & mask,
-            "div": lambda a, b: a // b if b else 0,
-            "sdiv": sdiv,
-            "or": operator.or_,
-            "and": operator.and_,
-            "lsh": lambda a, b: (a << (b & count)) & mask,
-            "rsh": lambda a, b: a >> (b & count),
-            "mod": lambda a, b: a % b if b else a,
-            "smod": smod,
-            "xor": operator.xor,
-            "mov": lambda a, b: b,
-            "arsh": lambda a, b: (signed(a) >> (b & count)) & mask,
-        }
-    )
-
-
-def _conditions(bits: int) -> Mapping[str, Callable[[int, int], bool]]:
-    """Conditional-jump predicates of one width on unsigned operands."""
-
-    def signed(x: int) -> int:
-        return to_signed(x, bits)
-
-    return MappingProxyType(
-        {
-            "jeq": operator.eq,
-            "jne": operator.ne,
-            "jset": lambda a, b: a & b != 0,
-            "jgt": operator.gt,
-            "jge": operator.ge,
-            "jlt": operator.lt,
-            "jle": operator.le,
-            "jsgt": lambda a, b: signed(a) > signed(b),
-            "jsge": lambda a, b: signed(a) >= signed(b),
-            "jslt": lambda a, b: signed(a) < signed(b),
-            "jsle": lambda a, b: signed(a) <= signed(b),
-        }
-    )
-
-
-ALU_OPS = MappingProxyType({bits: _binary_ops(bits) for bits in (32, 64)})
-CONDITIONS = MappingProxyType({bits: _conditions(bits) for bits in (32, 64)})
-
-
-def sign_extend(value: int, from_bits: int, to_bits: int = 64) -> int:
-    """The low ``from_bits`` of ``value`` sign-extended, as an unsigned ``to_bits`` value."""
-    return to_signed(value & ((1 << from_bits) - 1), from_bits) & ((1 << to_bits) - 1)
-
-
-def byte_swap(value: int, bits: int) -> int:
-    """The low ``bits`` of ``value`` with their bytes reversed (zero-extended)."""
-    return int.from_bytes((value & ((1 << bits) - 1)).to_bytes(bits // 8, "little"), "big")
-
-
-BYTE_ORDER: Mapping[str, Callable[[int, int], int]] = MappingProxyType(
-    {
-        "le": lambda value, bits: value & ((1 << bits) - 1),  # this host is little-endian: truncate only
-        "be": byte_swap,
-        "bswap": byte_swap,
-    }
-)
 
 
 # --- run state and results --------------------------------------------------------
@@ -244,34 +149,13 @@ class _Decoder:
         self.prog = machine.prog
         self.regs = machine.regs
         self.extra: list[Handler] = []  # error handlers for bad jump targets, at len(prog) + 1 ...
-        self.builders: dict[Form, Callable[[Instruction, int], Handler]] = {
-            Form.ALU_X: self._alu,
-            Form.ALU_K: self._alu,
-            Form.UNARY: self._unary,
-            Form.JMP_X: self._jump,
-            Form.JMP_K: self._jump,
-            Form.JA: self._ja,
-            Form.JA32: self._ja,
-            Form.CALL_HELPER: self._call_helper,
-            Form.CALLX: self._call_helper,
-            Form.CALL_LOCAL: self._call_local,
-            Form.CALL_BTF: self._reject,
-            Form.EXIT: self._exit,
-            Form.LDDW: self._lddw,
-            Form.LOAD: self._load,
-            Form.STORE_K: self._store,
-            Form.STORE_X: self._store,
-            Form.ATOMIC: self._atomic,
-            Form.LDABS: self._ldabs,
-            Form.LDIND: self._ldabs,
-        }
 
     def handlers(self) -> tuple[Handler, ...]:
         prog = self.prog
         size = len(prog)
         table: list[Handler] = [_raiser(ExecutionError, "the second slot of an LD_IMM64 is not an instruction")] * size
         for pc, insn in prog:
-            table[pc] = self.builders[insn.spec.form](insn, pc)
+            table[pc] = DISPATCH(prog, pc, insn)(self, insn, pc)
         last = prog.pcs[-1]
         table.append(
             _raiser(ExecutionError, f"{prog.describe(last)}: execution fell off the end of the program", pc=last)
@@ -490,7 +374,7 @@ class _Decoder:
                 return nxt
 
             return cmpxchg
-        f = (lambda old, value: value) if spec.op == "xchg" else ALU_OPS[spec.bits][spec.op]
+        f = (lambda old, value: value) if spec.op == "xchg" else ALU_OPS[spec.bits][isa.ATOMIC_ALU[spec.op]]
         fetch = spec.fetch
 
         def atomic() -> int:
@@ -518,6 +402,31 @@ class _Decoder:
             return nxt
 
         return ldabs
+
+
+# What the decoder builds for each operation.
+DISPATCH: Dispatch[Callable[[_Decoder, Instruction, int], Handler]] = Dispatch(
+    "interpreter",
+    {
+        **dict.fromkeys(isa.ALU_BINARY_OPS | {Op.MOVSX}, _Decoder._alu),
+        **dict.fromkeys((Op.NEG, Op.LE, Op.BE, Op.BSWAP), _Decoder._unary),
+        **dict.fromkeys(isa.JUMP_CONDITIONS, _Decoder._jump),
+        Op.JA: _Decoder._ja,
+        Op.CALL: _Decoder._call_helper,
+        Op.CALLX: _Decoder._call_helper,
+        Op.CALL_LOCAL: _Decoder._call_local,
+        Op.CALL_BTF: _Decoder._reject,
+        Op.EXIT: _Decoder._exit,
+        Op.LDDW: _Decoder._lddw,
+        Op.LDX: _Decoder._load,
+        Op.LDXS: _Decoder._load,
+        Op.ST: _Decoder._store,
+        Op.STX: _Decoder._store,
+        **dict.fromkeys(isa.ATOMIC_OPS, _Decoder._atomic),
+        Op.LDABS: _Decoder._ldabs,
+        Op.LDIND: _Decoder._ldabs,
+    },
+)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from jit.core.errors import MemoryAccessError
 from jit.core.isa import MAX_CALL_DEPTH, STACK_SIZE
 from jit.frontend.hostmem import HostMemory
-from jit.runtime.compiled import Mem, writable_buffer
+from jit.runtime.buffers import Mem, writable_buffer
 
 MASK64 = (1 << 64) - 1
 MEM_BASE = 0x1_0000_0000

@@ -31,23 +31,17 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from backends.base import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, NativeCode
-from jit.analysis.checks import fault_detail
+from backends.base import NativeCode
+from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
 from jit.core.errors import BpfError, ExecutionError
+from jit.core.helpers import Helper
 from jit.core.isa import STACK_SIZE, Form
-from jit.runtime.compiled import (
-    CompiledProgram,
-    Mem,
-    Region,
-    RegionAccessor,
-    block_regions,
-    execution_error,
-    writable_buffer,
-)
-from jit.runtime.helpers import Helper
+from jit.runtime.buffers import Mem, writable_buffer
+from jit.runtime.compiled import CompiledProgram, RegionAccessor
+from jit.runtime.faults import execution_error, fault_detail
 
 if TYPE_CHECKING:
-    from jit.runtime.compiler import TailCallRunner
+    from jit.runtime.tailcalls import TailCallRunner
 
 _u64 = ctypes.c_uint64
 _ENTRY = ctypes.CFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
@@ -98,7 +92,7 @@ def map_code(code: bytes) -> tuple[int, int]:
 
 def _flush_icache(addr: int, size: int) -> None:
     """Needed on ARM64 hosts (x86-64 keeps the caches coherent); untested here."""
-    from jit.tools.engines import host_arch
+    from jit.core.host import host_arch
 
     if host_arch() != "arm64":
         return
@@ -115,7 +109,7 @@ def _unmap(addr: int, size: int) -> None:
 class _Run:
     """What the helper dispatcher needs during one ``run_many`` call."""
 
-    def __init__(self, program: NativeProgram, regions: list[Region]):
+    def __init__(self, program: NativeProgram, regions: list[Span]):
         self.helpers = program.helpers
         self.context = program._context
         self.regions = regions
@@ -178,7 +172,7 @@ class NativeProgram(CompiledProgram):
 
     def __init__(self, native: NativeCode, helpers: dict[int, Helper], keepalive: Mapping[int, object] | None = None):
         super().__init__(native, helpers)
-        self._blocks = block_regions(self.prog.memory)
+        self._blocks = [block.span for block in self.prog.memory]
         self._keepalive = dict(keepalive or {})  # ctypes function objects behind native helpers
         self._context = (_u64 * _CONTEXT_WORDS)()
         self._context_address = ctypes.addressof(self._context)
@@ -262,7 +256,7 @@ class NativeProgram(CompiledProgram):
         run = None
         if self._python_helpers:
             stack = ctypes.addressof(self._stack)
-            regions = [Region("mem", address, address + size), Region("stack", stack, stack + STACK_BYTES)]
+            regions = [Span("mem", address, address + size), Span("stack", stack, stack + STACK_BYTES)]
             run = _Run(self, regions + self._blocks)
             ctx[_HANDLE] = id(run)  # the dispatcher finds ``run`` through it; run stays alive until we return
         try:
@@ -287,7 +281,7 @@ class NativeProgram(CompiledProgram):
             name = f"helper {helper.imm} " if helper is not None and helper.spec.form is Form.CALL_HELPER else "helper "
             detail = f"{name}raised {type(cause).__name__}: {cause}"
         elif code == ErrorCode.MEMORY:
-            detail = fault_detail(self.native, pc, ctx[Ctx.FAULT_ADDR // 8])
+            detail = fault_detail(self.prog, self.native.checks, pc, ctx[Ctx.FAULT_ADDR // 8])
         else:
             detail = ""
         raise execution_error(code, pc, self.prog, detail) from cause

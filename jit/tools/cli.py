@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jit.core.errors import BpfError
-from jit.core.program import Program
 from jit.frontend.loader import load_program
+from jit.frontend.program import Program
 from jit.tools.engines import Engine, engines
 
 

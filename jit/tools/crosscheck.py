@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from jit.core.errors import BpfError, VerifierError
-from jit.core.program import Program
 from jit.frontend.loader import ProgramLike, load_program
-from jit.runtime.compiled import Mem
+from jit.frontend.program import Program
+from jit.runtime.buffers import Mem
 from jit.tools.engines import Engine, engines
 
 Trace = list[tuple[int, tuple[int, ...]]]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from jit.frontend.loader import ProgramLike, load_program
-from jit.runtime.compiled import Mem
+from jit.runtime.buffers import Mem
 
 ARCHES = ("x86_64", "arm64")
 COMPILE_ONLY = frozenset({"bounds_check", "verify"})  # jit.compile options the interpreter ignores

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jit.core import isa
+from jit.core.bytecode import Instruction
 from jit.core.errors import BpfError
-from jit.core.program import Instruction, Program
+from jit.frontend.program import Program
 from jit.tools.fuzz import FUZZ_HELPERS, generate
 
 STEP_BUDGET = 10_000

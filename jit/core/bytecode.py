@@ -1,6 +1,6 @@
-"""Decoded eBPF programs: :class:`Instruction` and :class:`Program`.
+"""Decoded eBPF code: :class:`Instruction` and :class:`Bytecode`.
 
-Decoding and encoding are driven by the table in :mod:`jit.isa`; this module
+Decoding and encoding are driven by the table in :mod:`jit.core.isa`; this module
 adds the slot bookkeeping (LD_IMM64 takes two slots), validation of reserved
 fields and registers, and the one-line rendering of an instruction in the
 conformance-suite dialect that every error message uses.
@@ -12,17 +12,12 @@ import gc
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Generic, Self, TypeVar
 
 from jit.core import isa
-from jit.core.errors import DecodeError, VerifierError
-from jit.core.isa import Form, OpSpec
-
-if TYPE_CHECKING:
-    from jit.frontend.elf import Relocation
-    from jit.frontend.hostmem import HostMemory
-    from jit.frontend.maps import Map
+from jit.core.bits import s32
+from jit.core.errors import CompileError, DecodeError, VerifierError
+from jit.core.isa import Flow, Form, Op, OpSpec
 
 _SLOT = struct.Struct("<BBhi")  # opcode, regs (src<<4 | dst), off, imm
 _FIELDS = ("dst", "src", "off", "imm")
@@ -47,7 +42,7 @@ class Instruction:
                 object.__setattr__(self, name, fixed)
 
     @property
-    def op(self) -> str:
+    def op(self) -> Op:
         return self.spec.op
 
     @property
@@ -58,7 +53,7 @@ class Instruction:
         """The 8 (or 16, for LD_IMM64) little-endian bytes of the instruction."""
         regs = (self.src << 4) | self.dst
         if self.spec.is_wide:
-            lo, hi = _s32(self.imm & 0xFFFFFFFF), _s32((self.imm >> 32) & 0xFFFFFFFF)
+            lo, hi = s32(self.imm), s32(self.imm >> 32)
             return _SLOT.pack(self.spec.opcode, regs, self.off, lo) + _SLOT.pack(0, 0, 0, hi)
         return _SLOT.pack(self.spec.opcode, regs, self.off, self.imm)
 
@@ -71,13 +66,39 @@ class Instruction:
             return pc + 1 + self.imm
         return None
 
+    def successors(self, pc: int) -> tuple[int, ...]:
+        """Where control goes after the instruction at ``pc``, inside its
+        subprogram (a local call comes back to the next instruction)."""
+        flow = self.spec.flow
+        if flow is Flow.EXIT:
+            return ()
+        if flow is Flow.GOTO:
+            return (pc + 1 + (self.imm if self.spec.form is Form.JA32 else self.off),)
+        if flow is Flow.BRANCH:
+            return (pc + 1, pc + 1 + self.off)
+        return (pc + self.slots,)
+
+    @property
+    def regs_read(self) -> tuple[int, ...]:
+        """The registers the instruction reads (R1-R5 for calls)."""
+        return tuple(self._register(r) for r in self.spec.reads)
+
+    @property
+    def regs_written(self) -> tuple[int, ...]:
+        """The registers the instruction writes (not counting R1-R5 clobbered by calls)."""
+        return tuple(self._register(r) for r in self.spec.writes)
+
+    @property
+    def base_register(self) -> int | None:
+        """The register holding the address of a memory access (None if it makes none)."""
+        base = self.spec.base
+        return None if base is None else self.dst if base == "dst" else self.src
+
+    def _register(self, operand: str | int) -> int:
+        return operand if isinstance(operand, int) else self.dst if operand == "dst" else self.src
+
     def __str__(self) -> str:
         return format_instruction(self)
-
-
-def _s32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value & 0x80000000 else value
 
 
 def _imm(value: int) -> str:
@@ -220,26 +241,21 @@ def _explain_unknown(opcode: int, dst: int, src: int, off: int, imm: int) -> str
 
 
 @dataclass
-class Program:
-    """A decoded eBPF program.
+class Bytecode:
+    """A decoded eBPF program as code only: its instructions and their slots.
 
-    ``len(prog)`` counts 8-byte slots; ``prog.instructions`` lists the decoded
+    ``len(code)`` counts 8-byte slots; ``code.instructions`` lists the decoded
     instructions (one entry per LD_IMM64, which spans two slots) and
-    ``prog.pcs`` the slot of each. Iterating yields ``(pc, instruction)``.
+    ``code.pcs`` the slot of each. Iterating yields ``(pc, instruction)``.
+    What a program needs besides its code (maps, global data, relocations) is
+    on :class:`jit.frontend.program.Program`, which every front end returns.
     """
 
     instructions: tuple[Instruction, ...]
     name: str = "prog"
     pcs: tuple[int, ...] = field(init=False, repr=False)
     index_of: dict[int, int] = field(init=False, repr=False)
-    # Set by the ELF loader (jit.elf): the maps by name, every host memory block
-    # the program may access besides its input and stack, the section it came
-    # from, the LD_IMM64 relocations it resolved, and the trace_printk output.
-    maps: dict[str, Map] = field(default_factory=dict, repr=False)
-    memory: tuple[HostMemory, ...] = field(default=(), repr=False)
-    section: str = ""
-    relocations: tuple[Relocation, ...] = field(default=(), repr=False)
-    trace_log: list[str] = field(default_factory=list, repr=False)
+    slot_count: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.instructions = tuple(self.instructions)
@@ -253,32 +269,24 @@ class Program:
             raise DecodeError(f"program has {pc} slots, more than the limit of {isa.MAX_SLOTS}")
         self.pcs = tuple(pcs)
         self.index_of = {pc: i for i, pc in enumerate(pcs)}
-        self._slots = pc
+        self.slot_count = pc
 
     @classmethod
-    def from_bytes(cls, raw: bytes | bytearray | memoryview, name: str = "prog") -> Program:
+    def from_bytes(cls, raw: bytes | bytearray | memoryview, name: str = "prog") -> Self:
         """Decode little-endian bytecode (8-byte slots)."""
         return cls(tuple(decode(bytes(raw))), name=name)
-
-    @classmethod
-    def from_elf(cls, path: str | Path, section: str | None = None) -> Program:
-        """Load a clang-built eBPF object (see :mod:`jit.elf`): maps and global
-        data are created and the relocations resolved to their host addresses."""
-        from jit.frontend.elf import load_elf
-
-        return load_elf(path, section)
 
     def to_bytes(self) -> bytes:
         return b"".join(insn.encode() for insn in self.instructions)
 
     def __len__(self) -> int:
-        return self._slots
+        return self.slot_count
 
     def __iter__(self) -> Iterator[tuple[int, Instruction]]:
         return zip(self.pcs, self.instructions)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Program) and self.instructions == other.instructions
+        return isinstance(other, Bytecode) and self.instructions == other.instructions
 
     def at(self, pc: int) -> Instruction:
         """The instruction starting at slot ``pc``."""
@@ -303,7 +311,7 @@ class Program:
         return tuple(sorted(starts))
 
 
-def check_control_flow(prog: Program) -> None:
+def check_control_flow(prog: Bytecode) -> None:
     """Every jump and local-call target is an instruction of the program.
 
     Engines that translate the whole program ahead of time (the JITs) need
@@ -319,3 +327,30 @@ def check_control_flow(prog: Program) -> None:
             )
         if target not in prog.index_of:
             raise VerifierError(f"{prog.describe(pc)}: jump target {target} is the second slot of an LD_IMM64")
+
+
+Handler = TypeVar("Handler")
+
+
+class Dispatch(Generic[Handler]):
+    """An engine's handler for each :class:`~jit.core.isa.Op`.
+
+    Every engine (interpreter, verifier, backends, fuzzer) builds one; looking
+    up an operation it does not handle raises :class:`CompileError` naming
+    the instruction, never a bare ``KeyError``, and :meth:`missing` lets a
+    test check that the engine handles every row of the ISA table.
+    """
+
+    def __init__(self, engine: str, handlers: dict[Op, Handler]):
+        self.engine = engine
+        self.handlers = handlers
+
+    def __call__(self, code: Bytecode, pc: int, insn: Instruction) -> Handler:
+        handler = self.handlers.get(insn.spec.op)
+        if handler is None:
+            raise CompileError(f"{code.describe(pc)}: the {self.engine} has no handler for {insn.spec.op.name}")
+        return handler
+
+    def missing(self) -> set[Op]:
+        """The operations of the ISA table this engine does not handle."""
+        return {spec.op for spec in isa.ISA} - set(self.handlers)

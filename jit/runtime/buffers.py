@@ -1,0 +1,24 @@
+"""The input buffer a program runs on, as every engine receives it."""
+
+from __future__ import annotations
+
+Mem = bytes | bytearray | memoryview | None
+
+
+def writable_buffer(mem: Mem) -> tuple[bytearray | memoryview, bool]:
+    """A writable buffer holding ``mem`` and whether it is the caller's own.
+
+    A bytearray or a writable memoryview is used in place, so the program's
+    writes land in the caller's object; bytes and read-only views are copied.
+    """
+    if mem is None:
+        return bytearray(), False
+    if isinstance(mem, bytearray):
+        return mem, True
+    if isinstance(mem, memoryview):
+        if not mem.readonly and mem.contiguous:
+            return mem.cast("B"), True
+        return bytearray(mem.tobytes()), False
+    if isinstance(mem, bytes):
+        return bytearray(mem), False
+    raise TypeError(f"mem must be None, bytes, bytearray or memoryview, not {type(mem).__name__}")
