@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from backends.base import (
     Backend,
     CodegenOptions,
+    Emulation,
     NativeCode,
     block_spans,
     check_regions,
@@ -795,7 +796,6 @@ class Arm64Backend(Backend):
     """eBPF to ARM64 machine code (see the module docstring for the ABI)."""
 
     arch = "arm64"
-    bpf_registers = X
 
     def __init__(self) -> None:
         self._ks = None  # keystone instance, made on first use
@@ -832,6 +832,33 @@ class Arm64Backend(Backend):
         return NativeCode(
             self.arch, encoding[:size], offsets, labels["prologue"], prog, text, labels=labels, checks=checks
         )
+
+    def emulation(self) -> Emulation:
+        from unicorn import UC_ARCH_ARM64, UC_MODE_ARM
+        from unicorn import arm64_const as uc
+
+        def reg(name: str) -> int:
+            return getattr(uc, f"UC_ARM64_REG_{name.upper()}")
+
+        return Emulation(
+            UC_ARCH_ARM64,
+            UC_MODE_ARM,
+            (reg("x0"), reg("x1"), reg("x2")),
+            tuple(reg(f"x{n}") for n in range(5)),  # type: ignore[arg-type]
+            reg("x0"),
+            reg("sp"),
+            reg("pc"),
+            reg("x30"),
+            bytes.fromhex("c0035fd6"),
+            tuple(reg(f"x{n}") for n in range(31)),
+            tuple(map(reg, X)),
+        )
+
+    def disassembler(self) -> object:
+        import capstone
+
+        arch = getattr(capstone, "CS_ARCH_ARM64", None) or capstone.CS_ARCH_AARCH64
+        return capstone.Cs(arch, capstone.CS_MODE_ARM)
 
     def _assemble(self, prog: Bytecode, text: str) -> bytes:
         from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN, Ks, KsError

@@ -121,12 +121,29 @@ class NativeCode:
         return self.prog.pcs[index]
 
 
+@dataclass(frozen=True)
+class Emulation:
+    """How unicorn runs one architecture's code (unicorn's register ids), for
+    :mod:`jit.runtime.emulated`."""
+
+    uc_arch: int
+    uc_mode: int
+    entry_args: tuple[int, int, int]  # mem, len, ctx
+    helper_args: tuple[int, int, int, int, int]  # R1-R5 at a helper call
+    result: int  # the C return register
+    sp: int
+    pc: int
+    link: int | None  # register holding the return address; None: pushed on the stack
+    ret: bytes  # one native return instruction, 4 bytes
+    registers: tuple[int, ...]  # every general-purpose register, zeroed once
+    bpf_registers: tuple[int, ...]  # the registers holding R0..R10, for traces
+
+
 class Backend(ABC):
     """One emitter per architecture: a single loop over the instructions that
     dispatches on ``insn.op`` and produces assembly text for keystone."""
 
     arch: str
-    bpf_registers: tuple[str, ...]  # the CPU register holding R0..R10 (for emulator traces)
 
     @abstractmethod
     def generate(self, prog: Bytecode, options: CodegenOptions) -> str:
@@ -135,6 +152,14 @@ class Backend(ABC):
     @abstractmethod
     def compile(self, prog: Bytecode, options: CodegenOptions) -> NativeCode:
         """Generate, assemble in one keystone call, and record the offsets."""
+
+    @abstractmethod
+    def emulation(self) -> Emulation:
+        """How unicorn runs this architecture (imports unicorn)."""
+
+    @abstractmethod
+    def disassembler(self) -> object:
+        """A capstone disassembler for this architecture (imports capstone)."""
 
 
 def checked_helper_id(prog: Bytecode, pc: int, helper_id: int, options: CodegenOptions) -> int:

@@ -1,24 +1,13 @@
 """Listing of generated machine code: each BPF instruction above the native
 instructions it became, and the prologue, epilogue and stubs under their names.
 
-Uses capstone for x86-64 and ARM64.
+Uses the backend's capstone disassembler.
 """
 
 from __future__ import annotations
 
+from backends import get_backend
 from backends.base import NativeCode
-
-
-def _capstone(arch: str):
-    import capstone
-
-    modes = {
-        "x86_64": (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
-        "arm64": (getattr(capstone, "CS_ARCH_ARM64", None) or capstone.CS_ARCH_AARCH64, capstone.CS_MODE_ARM),
-    }
-    if arch not in modes:
-        raise ValueError(f"no disassembler for architecture {arch!r} (known: {', '.join(modes)})")
-    return capstone.Cs(*modes[arch])
 
 
 def _headings(native: NativeCode) -> list[tuple[int, str]]:
@@ -38,7 +27,7 @@ def _headings(native: NativeCode) -> list[tuple[int, str]]:
 
 def listing(native: NativeCode) -> str:
     """The whole program, one BPF heading per instruction with its native code below."""
-    cs = _capstone(native.arch)
+    cs = get_backend(native.arch).disassembler()
     headings = _headings(native)
     lines = [f"; {native.prog.name}: {len(native.prog)} BPF slots -> {len(native.code)} bytes of {native.arch}"]
     for i, (start, heading) in enumerate(headings):

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from backends.base import (
     Backend,
     CodegenOptions,
+    Emulation,
     NativeCode,
     block_spans,
     check_regions,
@@ -652,7 +653,6 @@ class X86_64Backend(Backend):
     """x86-64 code generation (see the module docstring for the layout)."""
 
     arch = "x86_64"
-    bpf_registers = tuple(reg.q for reg in REGS)
 
     def generate(self, prog: Bytecode, options: CodegenOptions) -> str:
         if options.max_steps is not None and not 0 <= options.max_steps < 1 << 63:
@@ -682,6 +682,33 @@ class X86_64Backend(Backend):
             labels=labels,
             checks=checks,
         )
+
+    def emulation(self) -> Emulation:
+        from unicorn import UC_ARCH_X86, UC_MODE_64
+        from unicorn import x86_const as uc
+
+        def reg(name: str) -> int:
+            return getattr(uc, f"UC_X86_REG_{name.upper()}")
+
+        everything = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", *(f"r{n}" for n in range(8, 16)))
+        return Emulation(
+            UC_ARCH_X86,
+            UC_MODE_64,
+            (reg(RDI.q), reg(RSI.q), reg(RDX.q)),
+            tuple(reg(REGS[r].q) for r in ARGUMENTS),  # type: ignore[arg-type]
+            reg(RAX.q),
+            reg("rsp"),
+            reg("rip"),
+            None,
+            b"\xc3" * 4,
+            tuple(map(reg, everything)),
+            tuple(reg(r.q) for r in REGS),
+        )
+
+    def disassembler(self) -> object:
+        import capstone
+
+        return capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
 
 
 def assemble(text: str) -> bytes:

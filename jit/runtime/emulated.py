@@ -27,12 +27,9 @@ from __future__ import annotations
 
 import struct
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from unicorn import (
-    UC_ARCH_ARM64,
-    UC_ARCH_X86,
     UC_ERR_EXCEPTION,
     UC_HOOK_CODE,
     UC_HOOK_MEM_INVALID,
@@ -42,8 +39,6 @@ from unicorn import (
     UC_MEM_READ_UNMAPPED,
     UC_MEM_WRITE_PROT,
     UC_MEM_WRITE_UNMAPPED,
-    UC_MODE_64,
-    UC_MODE_ARM,
     UC_PROT_EXEC,
     UC_PROT_NONE,
     UC_PROT_READ,
@@ -51,9 +46,8 @@ from unicorn import (
     Uc,
     UcError,
 )
-from unicorn import arm64_const as a64
-from unicorn import x86_const as x86
 
+from backends import get_backend
 from backends.base import NativeCode
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
 from jit.core.errors import ExecutionError, HelperError, StepLimitError
@@ -99,69 +93,6 @@ def _pages(size: int) -> int:
     return max(PAGE, (size + PAGE - 1) & ~(PAGE - 1))
 
 
-@dataclass(frozen=True)
-class _Machine:
-    """What the runner needs to know about one architecture (unicorn ids)."""
-
-    uc_arch: int
-    uc_mode: int
-    entry_args: tuple[int, int, int]  # mem, len, ctx
-    helper_args: tuple[int, int, int, int, int]
-    result: int
-    sp: int
-    pc: int
-    link: int | None  # register holding the return address; None: pushed on the stack
-    ret: bytes  # one native return instruction, TRAP_STRIDE bytes
-    registers: tuple[int, ...]  # every general-purpose register, zeroed once
-
-
-_MACHINES = {
-    "arm64": _Machine(
-        UC_ARCH_ARM64,
-        UC_MODE_ARM,
-        (a64.UC_ARM64_REG_X0, a64.UC_ARM64_REG_X1, a64.UC_ARM64_REG_X2),
-        tuple(getattr(a64, f"UC_ARM64_REG_X{n}") for n in range(5)),
-        a64.UC_ARM64_REG_X0,
-        a64.UC_ARM64_REG_SP,
-        a64.UC_ARM64_REG_PC,
-        a64.UC_ARM64_REG_X30,
-        bytes.fromhex("c0035fd6"),
-        tuple(getattr(a64, f"UC_ARM64_REG_X{n}") for n in range(31)),
-    ),
-    "x86_64": _Machine(
-        UC_ARCH_X86,
-        UC_MODE_64,
-        (x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX),
-        (x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_R8),
-        x86.UC_X86_REG_RAX,
-        x86.UC_X86_REG_RSP,
-        x86.UC_X86_REG_RIP,
-        None,
-        b"\xc3" * TRAP_STRIDE,
-        tuple(
-            getattr(x86, f"UC_X86_REG_{name}")
-            for name in [
-                "RAX",
-                "RBX",
-                "RCX",
-                "RDX",
-                "RSI",
-                "RDI",
-                "RBP",
-                "R8",
-                "R9",
-                "R10",
-                "R11",
-                "R12",
-                "R13",
-                "R14",
-                "R15",
-            ]
-        ),
-    ),
-}
-
-
 class EmulatedProgram(CompiledProgram):
     """A compiled program run under unicorn: ``fn(mem=None) -> int``.
 
@@ -183,9 +114,7 @@ class EmulatedProgram(CompiledProgram):
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
     ):
         super().__init__(native, helpers)
-        if native.arch not in _MACHINES:
-            raise ValueError(f"no emulator for architecture {native.arch!r}")
-        self.machine = _MACHINES[native.arch]
+        self.machine = get_backend(native.arch).emulation()
         self.max_steps = max_steps
         self.max_instructions = max_instructions
         self.timeout = timeout
@@ -269,11 +198,7 @@ class EmulatedProgram(CompiledProgram):
         uc = self._uc
         if uc is None:
             raise ExecutionError(f"{self.prog.name}: the compiled program was closed")
-        from backends import get_backend
-
-        prefix = "UC_X86_REG_" if self.arch == "x86_64" else "UC_ARM64_REG_"
-        consts = x86 if self.arch == "x86_64" else a64
-        registers = [getattr(consts, prefix + name.upper()) for name in get_backend(self.arch).bpf_registers]
+        registers = self.machine.bpf_registers
         slots: dict[int, int] = {}
         for pc, offset in zip(self.prog.pcs, self.native.offsets):
             slots.setdefault(CODE_BASE + offset, pc)
