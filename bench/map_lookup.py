@@ -22,6 +22,7 @@ import sys
 
 import jit
 from bench.timing import FULL, QUICK, Budget, measure
+from jit.core.isa import Op
 from jit.frontend.elf import Relocation
 from jit.frontend.maps import ArrayMap
 from jit.frontend.program import Program
@@ -56,11 +57,11 @@ def lookup_program(lookups: int) -> tuple[Program, int]:
     table = ArrayMap("values", 4, 8, KEYS)
     for key in range(KEYS):
         table.update(key, 3 * key + 1)
-    prog = jit.assemble(LOOP.format(mask=KEYS - 1, table=table.address, lookups=lookups))
-    prog.maps, prog.memory = {"values": table}, table.memory
+    code = jit.assemble(LOOP.format(mask=KEYS - 1, table=table.address, lookups=lookups))
     # Name the map at its lddw the way the ELF loader does, so the verifier types the pointer.
-    (lddw,) = [pc for pc, insn in prog if insn.op == "lddw"]
-    prog.relocations = (Relocation(lddw, "map", "values", 0, 0, "values"),)
+    (lddw,) = [pc for pc, insn in code if insn.op is Op.LDDW]
+    reloc = Relocation(lddw, "map", "values", 0, 0, "values")
+    prog = Program(code.instructions, maps={"values": table}, memory=table.memory, relocations=(reloc,))
     return prog, sum(3 * (i % KEYS) + 1 for i in range(lookups))
 
 

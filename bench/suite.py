@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jit.core.bits import MASK32, MASK64
+
 PROGRAMS = Path(__file__).resolve().parent / "programs"
-MASK32 = (1 << 32) - 1
-MASK64 = (1 << 64) - 1
 SIZE_NAMES = ("full", "quick", "test")
 
 

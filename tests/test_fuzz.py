@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import jit
 from jit.tools.cli import main
 from jit.tools.engines import Engine, engines
-from jit.tools.fuzz import FUZZ_HELPERS, Generated, Op, campaign, generate, minimise
+from jit.tools.fuzz import FUZZ_HELPERS, Generated, Operation, campaign, generate, minimise
 
 
 def test_generation_is_deterministic_per_seed():
@@ -28,9 +28,13 @@ def test_generated_programs_terminate_and_dump_registers():
 
 
 def test_minimise_keeps_only_what_the_failure_needs():
-    case = Generated([Op("mov %r1, 3"), Op("mul %r2, 5"), Op("add %r3, 1")], [[Op("add %r0, 1")]], tuple(range(1, 11)))
+    case = Generated(
+        [Operation("mov %r1, 3"), Operation("mul %r2, 5"), Operation("add %r3, 1")],
+        [[Operation("add %r0, 1")]],
+        tuple(range(1, 11)),
+    )
     small = minimise(case, lambda c: any("mul" in op.text for op in c.main))
-    assert small.main == [Op("mul %r2, 5")]
+    assert small.main == [Operation("mul %r2, 5")]
     assert small.functions == [[]]
     assert small.regs == (0,) * 10
 

@@ -256,6 +256,9 @@ class Bytecode:
     pcs: tuple[int, ...] = field(init=False, repr=False)
     index_of: dict[int, int] = field(init=False, repr=False)
     slot_count: int = field(init=False, repr=False)
+    # What engines derive from the code and keep with it (the interpreter's
+    # decoded machines), by engine; never part of the program's value.
+    cache: dict[str, object] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.instructions = tuple(self.instructions)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from jit.core.bits import MASK64
 from jit.core.errors import BpfError
 from jit.frontend.asm import assemble
 from jit.frontend.program import Program
@@ -32,7 +33,6 @@ _RAW_WORD = re.compile(r"0x[0-9a-fA-F]+|[0-9]+")
 _MEM_BYTE = re.compile(r"[0-9a-fA-F]+")
 _RESULT_HEX = re.compile(r"\s*(?:0x)?([0-9a-fA-F]+)")
 _RESULT_DEC = re.compile(r"\s*([0-9]+)")
-_U64 = (1 << 64) - 1
 
 
 class ConformanceFileError(BpfError):
@@ -76,7 +76,7 @@ def _raw_program(lines: list[tuple[int, str]], name: str) -> bytes:
     for lineno, line in lines:
         for token in line.split():
             value = int(token, 16 if token.startswith("0x") else 10) if _RAW_WORD.fullmatch(token) else -1
-            if not 0 <= value <= _U64:
+            if not 0 <= value <= MASK64:
                 raise ConformanceFileError(name, f"line {lineno}: bad raw instruction word {token!r}")
             out += value.to_bytes(8, "little")
     return bytes(out)
@@ -101,7 +101,7 @@ def _result(lines: list[tuple[int, str]], name: str) -> int | None:
     if match is None:
         raise ConformanceFileError(name, f"line {lineno}: bad result {line.strip()!r}")
     value = int(match.group(1), 16 if "0x" in line else 10)
-    if value > _U64:
+    if value > MASK64:
         raise ConformanceFileError(name, f"line {lineno}: result {line.strip()!r} does not fit in 64 bits")
     return value
 

@@ -1,35 +1,45 @@
-"""What every compiled engine shares: the callable users get back from
-:func:`jit.compile`, input-buffer handling, the helper memory accessor, the
-mapping of run-time error codes to exceptions, and the disassembly listing.
+"""The callable :func:`jit.compile` returns, the same for native and emulated code.
 
-Concrete engines: :class:`jit.native.NativeProgram` (x86-64 code run in this
-process) and :class:`backends.emulator.EmulatedProgram` (unicorn).
+:class:`CompiledProgram` holds everything a run shares whatever executes the
+machine code: argument checks, one run at a time per program (and no
+re-entry from a helper), tail calls, calling a Python helper for the code,
+the helper memory accessor, and turning ``ctx->error`` into the
+:class:`jit.BpfError` naming the instruction (:mod:`jit.runtime.faults`).
+Two subclasses supply the execution itself (:meth:`CompiledProgram._execute`
+and the context fields it leaves): :class:`jit.runtime.native.NativeProgram`
+(code run in this process) and :class:`jit.runtime.emulated.EmulatedProgram`
+(unicorn). So both raise the same errors with the same messages.
+
+A helper that raises an ``Exception`` fails the run with a HelperError caused
+by it; ``KeyboardInterrupt`` and ``SystemExit`` stop the run and propagate
+unchanged, as they do from the interpreter.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from backends.base import NativeCode
-from jit.core.abi import Span
-from jit.core.errors import (
-    MemoryAccessError,
-)
+from jit.core.abi import ErrorCode, Span
+from jit.core.errors import ExecutionError, HelperError, MemoryAccessError
 from jit.core.helpers import Helper
+from jit.core.isa import Op
+from jit.runtime.buffers import Mem, writable_buffer
+from jit.runtime.faults import execution_error, fault_detail
 
 if TYPE_CHECKING:
     from jit.analysis.verifier import VerifierResult
-
-Mem = bytes | bytearray | memoryview | None
+    from jit.runtime.tailcalls import TailCallRunner
 
 
 class RegionAccessor:
-    """A :class:`jit.helpers.MemoryAccessor` over a list of regions.
+    """A :class:`jit.MemoryAccessor` over a list of spans.
 
     ``read_raw``/``write_raw`` do the actual transfer once the access has been
-    checked to lie inside one region, so a helper can never touch memory the
+    checked to lie inside one span, so a helper can never touch memory the
     program does not own.
     """
 
@@ -37,7 +47,7 @@ class RegionAccessor:
         self,
         regions: list[Span],
         read_raw: Callable[[int, int], bytes],
-        write_raw: Callable[[int, bytes], None],
+        write_raw: Callable[[int, bytes], object],
     ):
         self.regions = regions
         self._read_raw = read_raw
@@ -65,18 +75,31 @@ class CompiledProgram(ABC):
     """The callable returned by :func:`jit.compile`: ``fn(mem=None) -> int``.
 
     ``fn.code`` is the machine code, ``fn.arch`` its architecture,
-    ``fn.emulated`` whether it runs under unicorn, ``fn.disasm()`` a listing.
+    ``fn.emulated`` whether it runs under unicorn, ``fn.disasm()`` a listing,
+    ``fn.verification`` what the verifier found (None with ``verify=False``;
+    ``fn.native.checked`` holds the slots that got a run-time check), and
+    ``fn.tail_calls`` the runner that follows tail calls, for programs that
+    may make them.
     """
 
-    emulated: bool = False
-    # What the verifier found (set by jit.compile; None with verify=False):
-    # fn.verification.unproven, and fn.native.checked for the checks emitted.
-    verification: VerifierResult | None = None
+    emulated: ClassVar[bool] = False
 
-    def __init__(self, native: NativeCode, helpers: dict[int, Helper]):
+    def __init__(
+        self,
+        native: NativeCode,
+        helpers: dict[int, Helper],
+        *,
+        verification: VerifierResult | None = None,
+        tail_calls: TailCallRunner | None = None,
+    ):
         self.native = native
         self.prog = native.prog
         self.helpers = helpers
+        self.verification = verification
+        self.tail_calls = tail_calls
+        self._lock = threading.Lock()  # one context per program: one run at a time
+        self._owner: int | None = None  # the thread running it, to refuse re-entry from a helper
+        self._helper_failure: tuple[int, BaseException] | None = None
 
     @property
     def code(self) -> bytes:
@@ -90,12 +113,96 @@ class CompiledProgram(ABC):
         """Run once; returns R0 as an unsigned 64-bit int."""
         return self.run_many(mem, 1)
 
-    @abstractmethod
     def run_many(self, mem: Mem, n: int) -> int:
         """Run ``n`` times on the same buffer in one native loop; returns the last R0."""
+        if type(n) is not int or n < 1:
+            raise ValueError(f"run_many needs a repeat count n >= 1, got {n!r}")
+        if self.tail_calls is not None:
+            return self.tail_calls.run_many(self, mem, n)
+        return self.run_direct(mem, n)
+
+    def run_direct(self, mem: Mem, n: int) -> int:
+        """:meth:`run_many` without following tail calls (one batch)."""
+        if self.closed:
+            raise ExecutionError(f"program {self.prog.name!r} has been closed; compile it again to run it")
+        me = threading.get_ident()
+        if self._owner == me:
+            raise ExecutionError(f"program {self.prog.name!r} called itself again while running (from a helper)")
+        buf, _ = writable_buffer(mem)
+        with self._lock:
+            self._owner = me
+            self._helper_failure = None
+            try:
+                r0 = self._execute(buf, n)
+                error, pc, fault_addr = self._error()
+                if error:
+                    self._raise(error, pc, fault_addr)
+                return r0
+            finally:
+                self._owner = None
+                self._helper_failure = None
+
+    # --- what the executing subclass supplies ----------------------------------------------
+
+    @abstractmethod
+    def _execute(self, buf: bytearray | memoryview, n: int) -> int:
+        """Run the code ``n`` times on ``buf``; returns R0 (the error, if any, is left in the context)."""
+
+    @abstractmethod
+    def _error(self) -> tuple[int, int, int]:
+        """``ctx->error``, ``ctx->error_pc`` and ``ctx->fault_addr`` after a run."""
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """Whether :meth:`close` released the code."""
+
+    def _release(self) -> None:
+        """Free the code and run-time memory (called once by :meth:`close`)."""
+
+    # --- shared by both executions -------------------------------------------------------------
+
+    def call_helper(self, helper_id: int, args: tuple[int, int, int, int, int], memory: RegionAccessor) -> int | None:
+        """Call the Python helper ``helper_id`` for the running code; None when
+        it failed (the failure is kept and reported after the run)."""
+        helper = self.helpers.get(helper_id)
+        try:
+            if helper is None:
+                raise HelperError(f"unknown helper id {helper_id}")
+            if helper.is_native:
+                raise HelperError(f"helper {helper_id} ({helper.name}) is a native function; it cannot run emulated")
+            return helper.call(args, memory)
+        except BaseException as exc:  # never lost in a ctypes callback or a unicorn hook
+            self._helper_failure = (helper_id, exc)
+            return None
+
+    def _raise(self, code: int, pc: int, fault_addr: int) -> None:
+        failure = self._helper_failure
+        cause = failure[1] if failure is not None else None
+        if cause is not None and not isinstance(cause, Exception):
+            raise cause  # KeyboardInterrupt, SystemExit: not an error of the program
+        if cause is not None:
+            helper_id = failure[0]  # type: ignore[index]
+            helper = self.helpers.get(helper_id)
+            if isinstance(cause, HelperError) and (helper is None or helper.is_native):
+                detail = str(cause)
+            else:
+                detail = f"helper {helper_id} ({helper.name if helper else '?'}) raised {type(cause).__name__}: {cause}"
+        elif code == ErrorCode.HELPER:
+            detail = "no helper is registered under the id it called"
+            if pc in self.prog.index_of and self.prog.at(pc).spec.op is Op.CALL:
+                detail = f"helper {self.prog.at(pc).imm} is not callable"
+        elif code == ErrorCode.MEMORY:
+            detail = fault_detail(self.prog, self.native.checks, pc, fault_addr)
+        else:
+            detail = ""
+        raise execution_error(code, pc, self.prog, detail) from cause
 
     def close(self) -> None:
         """Release the code and run-time memory now rather than at garbage collection."""
+        self._release()
+        if self.tail_calls is not None:
+            self.tail_calls.close()
 
     def __enter__(self) -> CompiledProgram:
         return self

@@ -1,19 +1,22 @@
 """``jit.compile``: a program to a callable running machine code.
 
-Steps: load the program (Program, bytecode, assembly text or a path), check
-that every jump lands on an instruction, verify it (:mod:`jit.verifier`) and
-plan the run-time bounds checks (:mod:`jit.safety`), generate and assemble
-code with the backend for ``arch``, then wrap it: :class:`jit.native.NativeProgram` when the
-code is for this host and ``emulate`` is False, else the unicorn runner
-:class:`backends.emulator.EmulatedProgram`.
+Steps: load the program (:mod:`jit.frontend.loader`: a Program, bytecode,
+assembly text or a path); verify it (:mod:`jit.analysis.verifier`, which
+checks its control flow first; with ``verify=False`` only the control flow is
+checked) and plan the run-time bounds checks (:mod:`jit.analysis.checks`);
+generate and assemble code with the backend for ``arch`` (:mod:`backends`);
+then wrap it: :class:`jit.runtime.native.NativeProgram` when the code is for
+this host and ``emulate`` is False, else
+:class:`jit.runtime.emulated.EmulatedProgram` (unicorn).
 
-Every program gets the Linux helpers of :func:`jit.linux_helpers.program_helpers`
-(map helpers over ``prog.maps``, trace_printk, tail_call, ...) with the
-user's ``helpers=`` on top, as on the interpreter. Array-map lookups take the
-native fast path of :mod:`backends.base` unless ``fast_lookup=False`` or the
-user replaced helper 1. A program with a program array that may call
-``tail_call`` gets a :class:`TailCallRunner`: each run follows the chain of
-tail calls, compiling each target once with the same options and helpers.
+Every program gets the library's helpers (:func:`jit.runtime.helpers.program_helpers`:
+map helpers over ``prog.maps``, trace_printk, tail_call, ...) with the user's
+``helpers=`` on top, as on the interpreter. Array-map lookups take the native
+fast path of :mod:`backends.base` unless ``fast_lookup=False`` or the user
+replaced helper 1. A program with a program array that may call ``tail_call``
+gets a :class:`jit.runtime.tailcalls.TailCallRunner`: each run follows the
+chain of tail calls, compiling each target once with the same options and
+helpers.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from jit.core.bytecode import check_control_flow
 from jit.core.errors import CompileError
 from jit.core.helpers import HelperId
 from jit.core.host import host_arch
+from jit.core.isa import Op
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.maps import MapType, ProgArrayMap
 from jit.frontend.program import Program
@@ -55,9 +59,9 @@ def compile(
     an ELF object; ``fast_lookup=False`` sends array-map lookups through the
     Python helper too (for comparison).
 
-    Safety (issue 7). The static verifier (:func:`jit.verifier.analyze`, with
+    Safety. The static verifier (:func:`jit.analysis.verifier.analyze`, with
     these helpers) runs first: a definite violation raises VerifierError.
-    ``bounds_check`` then decides the run-time checks (:mod:`jit.safety`):
+    ``bounds_check`` then decides the run-time checks (:mod:`jit.analysis.checks`):
     ``"auto"`` checks exactly the loads, stores and atomics the verifier could
     not prove safe, True checks every one, False none (trusting the program,
     as peer JITs do; for benchmarking). A failed check raises
@@ -74,7 +78,6 @@ def compile(
     interpreter (``jit.interpret(max_steps=)``) counts every executed
     instruction instead, so the same budget stops native code much later.
     """
-    # backends imports jit.errors, which imports this package: import it here, not at the top.
     from backends import architectures, get_backend
     from backends.base import CodegenOptions
     from jit.analysis.checks import plan_checks, validate_mode
@@ -82,7 +85,6 @@ def compile(
 
     validate_mode(bounds_check)
     program = load_program(prog, section)
-    check_control_flow(program)
     host = host_arch()
     arch = arch or host
     if arch is None:
@@ -101,27 +103,24 @@ def compile(
     )
     backend = get_backend(arch)
 
-    def build(target: Program) -> CompiledProgram:
-        check_control_flow(target)
-        verification = analyze(target, helpers=resolved) if verify else None
+    def build(target: Program, tail_calls: TailCallRunner | None = None) -> CompiledProgram:
+        if verify:
+            verification = analyze(target, helpers=resolved)  # checks the control flow too
+        else:
+            verification = None
+            check_control_flow(target)
         checks = plan_checks(target, bounds_check, verification)
         # a verified program never reads stack it did not write: no need to zero it per run
         native = backend.compile(target, replace(options, checks=checks, zero_stack=verification is None))
         if arch == host and not emulate:
             from jit.runtime.native import NativeProgram
 
-            compiled: CompiledProgram = NativeProgram(native, resolved, keepalive=helpers)
-        else:
-            from jit.runtime.emulated import EmulatedProgram
+            return NativeProgram(native, resolved, helpers, verification=verification, tail_calls=tail_calls)
+        from jit.runtime.emulated import EmulatedProgram
 
-            compiled = EmulatedProgram(native, resolved, max_steps=max_steps)
-        compiled.verification = verification
-        return compiled
+        return EmulatedProgram(native, resolved, max_steps, verification=verification, tail_calls=tail_calls)
 
-    fn = build(program)
-    if _may_tail_call(program):
-        fn.tail_calls = TailCallRunner(build, chain)
-    return fn
+    return build(program, TailCallRunner(build, chain) if _may_tail_call(program) else None)
 
 
 def _array_maps(program: Program) -> tuple[int, ...]:
@@ -134,5 +133,5 @@ def _may_tail_call(program: Program) -> bool:
     if not any(isinstance(m, ProgArrayMap) for m in program.maps.values()):
         return False
     return any(
-        (insn.op == "call" and insn.imm == HelperId.TAIL_CALL) or insn.op == "callx" for insn in program.instructions
+        (insn.op is Op.CALL and insn.imm == HelperId.TAIL_CALL) or insn.op is Op.CALLX for insn in program.instructions
     )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from typing import TYPE_CHECKING
+from typing import Any
 
 from unicorn import (
     UC_ERR_EXCEPTION,
@@ -50,15 +50,12 @@ from unicorn import (
 from backends import get_backend
 from backends.base import NativeCode
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
-from jit.core.errors import ExecutionError, HelperError, StepLimitError
-from jit.core.helpers import Helper
-from jit.core.isa import STACK_SIZE, Form
-from jit.runtime.buffers import Mem, writable_buffer
+from jit.core.errors import ExecutionError, StepLimitError
+from jit.core.helpers import Helper, HelperId
+from jit.core.isa import STACK_SIZE, Access
+from jit.runtime.buffers import Mem
 from jit.runtime.compiled import CompiledProgram, RegionAccessor
-from jit.runtime.faults import execution_error, fault_detail
-
-if TYPE_CHECKING:
-    from jit.runtime.tailcalls import TailCallRunner
+from jit.runtime.faults import execution_error
 
 PAGE = 0x1000
 CODE_BASE = 0x1000_0000
@@ -69,7 +66,6 @@ HOST_STACK_BYTES = 0x10_0000
 TRAP_BASE = 0x5000_0000
 TRAP_STRIDE = 4
 HALT = TRAP_BASE + TRAP_STRIDE * HELPER_SLOTS
-_MAP_LOOKUP_ELEM = 1  # helper id served by the array-map lookup stub
 MEM_TOP = 0x7000_0000
 
 # An instruction count makes unicorn instrument every instruction (about 17x
@@ -102,7 +98,6 @@ class EmulatedProgram(CompiledProgram):
     """
 
     emulated = True
-    tail_calls: TailCallRunner | None = None  # set by jit.compile for programs that may tail call
 
     def __init__(
         self,
@@ -112,8 +107,9 @@ class EmulatedProgram(CompiledProgram):
         *,
         max_instructions: int | None = DEFAULT_MAX_INSTRUCTIONS,
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        **options: Any,
     ):
-        super().__init__(native, helpers)
+        super().__init__(native, helpers, **options)
         self.machine = get_backend(native.arch).emulation()
         self.max_steps = max_steps
         self.max_instructions = max_instructions
@@ -121,12 +117,8 @@ class EmulatedProgram(CompiledProgram):
         self._mem_size = 0  # bytes mapped below MEM_TOP
         self._mem_open = 0  # of which accessible (the pages of the current buffer)
         self._accessor: RegionAccessor | None = None
-        self._helper_exception: BaseException | None = None
-        self._helper_name = ""
         self._fault: tuple[str, int, int] | None = None
         self._counted = False  # whether the cached translations count instructions
-        self._lock = threading.Lock()  # one run at a time: the emulator has one CPU state
-        self._owner: int | None = None  # thread running it, to refuse re-entry from a helper
         self._blocks = tuple(self.prog.memory)  # mapped by pointer: they must outlive the instance
         self._uc: Uc | None = self._setup()
 
@@ -144,10 +136,12 @@ class EmulatedProgram(CompiledProgram):
         uc.mem_map(HOST_BASE, HOST_STACK_BYTES, UC_PROT_READ | UC_PROT_WRITE)
         uc.mem_map(TRAP_BASE, PAGE, UC_PROT_READ | UC_PROT_EXEC)
         uc.mem_write(TRAP_BASE, machine.ret * (PAGE // TRAP_STRIDE))
-        table = [TRAP_BASE + TRAP_STRIDE * slot for slot in range(HELPER_SLOTS)]
+        # registered helpers: their trap slot; empty slots stay 0, which the code reports
+        table = [TRAP_BASE + TRAP_STRIDE * slot if slot in self.helpers else 0 for slot in range(HELPER_SLOTS)]
         if "map_lookup" in self.native.labels:  # array-map fast path (backends.base)
-            uc.mem_write(CTX_BASE + Ctx.LOOKUP_FALLBACK, _U64.pack(table[_MAP_LOOKUP_ELEM]))
-            table[_MAP_LOOKUP_ELEM] = CODE_BASE + self.native.labels["map_lookup"]
+            lookup = HelperId.MAP_LOOKUP_ELEM
+            uc.mem_write(CTX_BASE + Ctx.LOOKUP_FALLBACK, _U64.pack(table[lookup]))
+            table[lookup] = CODE_BASE + self.native.labels["map_lookup"]
         uc.mem_write(CTX_BASE + Ctx.HELPERS, struct.pack(f"<{HELPER_SLOTS}Q", *table))
         self._map_blocks(uc)
         uc.reg_write_batch([(reg, 0) for reg in machine.registers])
@@ -181,10 +175,12 @@ class EmulatedProgram(CompiledProgram):
             uc.mem_protect(MEM_TOP - pages, pages, UC_PROT_READ | UC_PROT_WRITE)
             self._mem_open = pages
 
-    def close(self) -> None:
+    @property
+    def closed(self) -> bool:
+        return self._uc is None
+
+    def _release(self) -> None:
         self._uc = None  # unicorn frees the instance with its last reference
-        if self.tail_calls is not None:
-            self.tail_calls.close()
 
     # --- tracing ---------------------------------------------------------------------------
     def trace(self, mem: Mem = None) -> tuple[int, list[tuple[int, tuple[int, ...]]]]:
@@ -197,7 +193,7 @@ class EmulatedProgram(CompiledProgram):
         """
         uc = self._uc
         if uc is None:
-            raise ExecutionError(f"{self.prog.name}: the compiled program was closed")
+            return self.run_many(mem, 1), []  # raises: the program is closed
         registers = self.machine.bpf_registers
         slots: dict[int, int] = {}
         for pc, offset in zip(self.prog.pcs, self.native.offsets):
@@ -225,29 +221,9 @@ class EmulatedProgram(CompiledProgram):
         return {"mem": (MEM_TOP - span, MEM_TOP - span + mem_size), "stack": (STACK_BASE, STACK_BASE + STACK_BYTES)}
 
     # --- one call ---------------------------------------------------------------------------
-    def run_many(self, mem: Mem, n: int) -> int:
-        if self.tail_calls is not None:
-            return self.tail_calls.run_many(self, mem, n)
-        return self.run_direct(mem, n)
-
-    def run_direct(self, mem: Mem, n: int) -> int:
-        """:meth:`run_many` without following tail calls."""
-        if n < 1:
-            raise ValueError(f"run_many needs n >= 1, got {n}")
+    def _execute(self, buf: bytearray | memoryview, n: int) -> int:
         uc = self._uc
-        if uc is None:
-            raise ExecutionError(f"{self.prog.name}: the compiled program was closed")
-        if not self._lock.acquire(blocking=self._owner != threading.get_ident()):
-            raise ExecutionError(f"program {self.prog.name!r} called itself again while running (from a helper)")
-        try:
-            self._owner = threading.get_ident()
-            return self._run(uc, mem, n)
-        finally:
-            self._owner = None
-            self._lock.release()
-
-    def _run(self, uc: Uc, mem: Mem, n: int) -> int:
-        buf, _ = writable_buffer(mem)
+        assert uc is not None
         size = len(buf)
         addr = self._load_buffer(uc, buf)
         self._start(uc, addr, size, n)
@@ -257,7 +233,14 @@ class EmulatedProgram(CompiledProgram):
             if size:
                 buf[:] = uc.mem_read(addr, size)
             self._accessor = None
-        return self._result(uc)
+        return uc.reg_read(self.machine.result)
+
+    def _error(self) -> tuple[int, int, int]:
+        uc = self._uc
+        assert uc is not None
+        error, error_pc = struct.unpack("<2Q", uc.mem_read(CTX_BASE, 16))
+        (fault_addr,) = _U64.unpack(uc.mem_read(CTX_BASE + Ctx.FAULT_ADDR, 8))
+        return error, error_pc, fault_addr
 
     def _load_buffer(self, uc: Uc, buf: bytearray | memoryview) -> int:
         """Copy the buffer in; its address (0 for an empty buffer), 8-byte aligned
@@ -278,9 +261,9 @@ class EmulatedProgram(CompiledProgram):
         uc.mem_write(CTX_BASE, _CTX_HEADER.pack(*header))
         regions = [Span("stack", STACK_BASE, stack_end), *(block.span for block in self._blocks)]
         if size:
-            regions.insert(0, Span("buffer", addr, addr + size))
+            regions.insert(0, Span("mem", addr, addr + size))
         self._accessor = RegionAccessor(regions, lambda a, k: bytes(uc.mem_read(a, k)), uc.mem_write)
-        self._helper_exception = self._fault = None
+        self._fault = None
         machine = self.machine
         sp = HOST_BASE + HOST_STACK_BYTES - 16
         values = list(zip(machine.entry_args, (addr, size, CTX_BASE)))
@@ -326,21 +309,6 @@ class EmulatedProgram(CompiledProgram):
             message = f"{self._where(slot)}: stopped, the emulation budget ({' or '.join(budget)}) ran out"
             raise StepLimitError(message, pc=slot)
 
-    def _result(self, uc: Uc) -> int:
-        error, error_pc = struct.unpack("<2Q", uc.mem_read(CTX_BASE, 16))
-        if error:
-            cause, self._helper_exception = self._helper_exception, None
-            detail = ""
-            if isinstance(cause, HelperError):
-                detail = str(cause)
-            elif cause is not None:
-                detail = f"{self._helper_name} raised {type(cause).__name__}: {cause}"
-            elif error == ErrorCode.MEMORY:  # a bounds check of the generated code failed
-                (address,) = _U64.unpack(uc.mem_read(CTX_BASE + Ctx.FAULT_ADDR, 8))
-                detail = fault_detail(self.prog, self.native.checks, error_pc, address)
-            raise execution_error(error, error_pc, self.prog, detail) from cause
-        return uc.reg_read(self.machine.result)
-
     def _slot(self, pc: int) -> int | None:
         """The BPF slot whose machine code holds the emulator address ``pc``."""
         if CODE_BASE <= pc < CODE_BASE + len(self.native.code):
@@ -353,7 +321,7 @@ class EmulatedProgram(CompiledProgram):
             kind, address, size = self._fault
             detail = f"invalid {kind} of {size} byte{'s' if size != 1 else ''} at 0x{address:x} ({exc})"
             return execution_error(ErrorCode.MEMORY, slot, self.prog, detail)
-        if exc.errno == UC_ERR_EXCEPTION and slot is not None and self.prog.at(slot).spec.form is Form.ATOMIC:
+        if exc.errno == UC_ERR_EXCEPTION and slot is not None and self.prog.at(slot).spec.access is Access.ATOMIC:
             detail = f"the CPU rejected the atomic access, which must be naturally aligned ({exc})"
             return execution_error(ErrorCode.MEMORY, slot, self.prog, detail)
         return ExecutionError(f"{self._where(slot)}: the emulated CPU stopped: {exc}", pc=slot)
@@ -370,17 +338,11 @@ class EmulatedProgram(CompiledProgram):
         """A helper slot was reached: run the Python helper, put its result in the return register."""
         helper_id = (address - TRAP_BASE) // TRAP_STRIDE
         args = tuple(uc.reg_read(reg) for reg in self.machine.helper_args)
-        helper = self.helpers.get(helper_id)
-        result = 0
-        try:
-            if helper is None:
-                raise HelperError(f"unknown helper id {helper_id}")
-            if helper.is_native:
-                raise HelperError(f"helper {helper_id} ({helper.name}) is a native function; it cannot run emulated")
-            assert self._accessor is not None
-            result = helper.call(args, self._accessor)
-        except Exception as exc:  # reported through ctx->error, re-raised after the run
-            self._helper_exception = exc
-            self._helper_name = f"helper {helper_id}" + (f" ({helper.name})" if helper is not None else "")
+        assert self._accessor is not None
+        result = self.call_helper(helper_id, args, self._accessor)  # type: ignore[arg-type]
+        if result is None:  # reported through ctx->error, raised after the run
             uc.mem_write(CTX_BASE + Ctx.ERROR, _U64.pack(ErrorCode.HELPER))
+            if not isinstance(self._helper_failure[1], Exception):  # type: ignore[index]
+                uc.emu_stop()  # KeyboardInterrupt, SystemExit: stop now
+            result = 0
         uc.reg_write(self.machine.result, result)

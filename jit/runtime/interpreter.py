@@ -453,11 +453,10 @@ def _raiser(cls: type[ExecutionError], message: str, pc: int | None = None) -> H
 
 def _machines(prog: Program) -> list[_Machine]:
     """The idle decoded machines cached on ``prog`` (rebuilt if its instructions changed)."""
-    cached = prog.__dict__.get("_interpreter_pool")
-    if cached is None or cached[0] is not prog.instructions:
-        cached = (prog.instructions, [])
-        prog.__dict__["_interpreter_pool"] = cached
-    return cached[1]
+    cached = prog.cache.get("interpreter.machines")
+    if cached is None or cached[0] is not prog.instructions:  # type: ignore[index]
+        cached = prog.cache["interpreter.machines"] = (prog.instructions, [])
+    return cached[1]  # type: ignore[index]
 
 
 def run(
@@ -491,12 +490,12 @@ def run(
 def _helper_table(program: Program, helpers: Mapping[int, object] | None) -> tuple[TailCallChain, dict[int, Helper]]:
     """The program's helpers (Linux helpers over its maps, then the user's);
     cached on the program for the common ``helpers=None`` case."""
-    if helpers is None and "_interpreter_helpers" in program.__dict__:
-        return program.__dict__["_interpreter_helpers"]
+    if helpers is None and "interpreter.helpers" in program.cache:
+        return program.cache["interpreter.helpers"]  # type: ignore[return-value]
     chain = TailCallChain()
     entry = (chain, program_helpers(program, helpers, chain))
     if helpers is None:
-        program.__dict__["_interpreter_helpers"] = entry
+        program.cache["interpreter.helpers"] = entry
     return entry
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from jit.core.bits import MASK64
 from jit.core.errors import MemoryAccessError
 from jit.core.isa import MAX_CALL_DEPTH, STACK_SIZE
 from jit.frontend.hostmem import HostMemory
 from jit.runtime.buffers import Mem, writable_buffer
 
-MASK64 = (1 << 64) - 1
 MEM_BASE = 0x1_0000_0000
 STACK_BYTES = STACK_SIZE * MAX_CALL_DEPTH
 STACK_BASE = 0x2_0000_0000
@@ -36,7 +36,7 @@ EXPOSED_STRIDE = 0x1_0000_0000  # one 4 GiB slot per exposed buffer: regions nev
 Buffer = bytearray | memoryview
 
 
-class Region:
+class Segment:
     """A buffer mapped at ``base``; ``[lo, end)`` is the part a program may touch."""
 
     __slots__ = ("base", "buf", "end", "lo", "name", "writable")
@@ -65,14 +65,14 @@ class Memory:
     """
 
     def __init__(self, mem: Mem = None, blocks: Sequence[HostMemory] = ()):
-        self.stack = Region("stack", STACK_BASE, bytearray(STACK_BYTES))
-        self.blocks = [Region(b.name, b.address, b.view, b.writable) for b in blocks]
+        self.stack = Segment("stack", STACK_BASE, bytearray(STACK_BYTES))
+        self.blocks = [Segment(b.name, b.address, b.view, b.writable) for b in blocks]
         self.reset(mem)
 
     def reset(self, mem: Mem = None) -> None:
         """Start a run: ``mem`` as the input buffer, a zeroed stack with one frame."""
         buf, _ = writable_buffer(mem)
-        self.input = Region("mem", MEM_BASE, buf)
+        self.input = Segment("mem", MEM_BASE, buf)
         self.stack.buf[:] = bytes(STACK_BYTES)
         self.set_frames(1)
         self.regions = [self.stack, self.input, *self.blocks]
@@ -107,13 +107,13 @@ class Memory:
         exposed = len(self.regions) - 2 - len(self.blocks)
         if len(buf) >= EXPOSED_STRIDE:
             raise ValueError(f"buffer {name!r} is too large to expose ({len(buf)} bytes)")
-        region = Region(name, EXPOSED_BASE + exposed * EXPOSED_STRIDE, buf, writable)
+        region = Segment(name, EXPOSED_BASE + exposed * EXPOSED_STRIDE, buf, writable)
         self.regions.append(region)
         return region.base
 
     # --- checked access -------------------------------------------------------
 
-    def region_at(self, addr: int, size: int, write: bool = False) -> Region:
+    def region_at(self, addr: int, size: int, write: bool = False) -> Segment:
         """The region holding ``[addr, addr + size)``; raises MemoryAccessError."""
         for region in self.regions:
             if region.lo <= addr and addr + size <= region.end:

@@ -26,22 +26,15 @@ from __future__ import annotations
 import ctypes
 import functools
 import mmap
-import threading
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Any
 
 from backends.base import NativeCode
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
-from jit.core.errors import BpfError, ExecutionError
-from jit.core.helpers import Helper
-from jit.core.isa import STACK_SIZE, Form
-from jit.runtime.buffers import Mem, writable_buffer
+from jit.core.helpers import Helper, HelperId
+from jit.core.isa import STACK_SIZE, Op
 from jit.runtime.compiled import CompiledProgram, RegionAccessor
-from jit.runtime.faults import execution_error, fault_detail
-
-if TYPE_CHECKING:
-    from jit.runtime.tailcalls import TailCallRunner
 
 _u64 = ctypes.c_uint64
 _ENTRY = ctypes.CFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
@@ -51,10 +44,10 @@ _CONTEXT_WORDS = CONTEXT_SIZE // 8
 _ERROR, _ERROR_PC, _REPEAT, _MEM_START, _MEM_END, _HANDLE = (
     int(f) // 8 for f in (Ctx.ERROR, Ctx.ERROR_PC, Ctx.REPEAT, Ctx.MEM_START, Ctx.MEM_END, Ctx.HANDLE)
 )
-_STACK_START, _STACK_END, _STACK_LIMIT, _HELPERS, _LOOKUP_FALLBACK = (
-    int(f) // 8 for f in (Ctx.STACK_START, Ctx.STACK_END, Ctx.STACK_LIMIT, Ctx.HELPERS, Ctx.LOOKUP_FALLBACK)
+_STACK_START, _STACK_END, _STACK_LIMIT, _HELPERS, _LOOKUP_FALLBACK, _FAULT_ADDR = (
+    int(f) // 8
+    for f in (Ctx.STACK_START, Ctx.STACK_END, Ctx.STACK_LIMIT, Ctx.HELPERS, Ctx.LOOKUP_FALLBACK, Ctx.FAULT_ADDR)
 )
-_MAP_LOOKUP_ELEM = 1
 
 
 @functools.cache
@@ -107,28 +100,21 @@ def _unmap(addr: int, size: int) -> None:
 
 
 class _Run:
-    """What the helper dispatcher needs during one ``run_many`` call."""
+    """What the helper dispatcher needs during one run: the program and the
+    memory its helpers may access."""
 
     def __init__(self, program: NativeProgram, regions: list[Span]):
-        self.helpers = program.helpers
-        self.context = program._context
-        self.regions = regions
-        self.exception: BaseException | None = None
-
-    @functools.cached_property
-    def accessor(self) -> RegionAccessor:
-        return RegionAccessor(self.regions, ctypes.string_at, lambda addr, data: ctypes.memmove(addr, data, len(data)))
+        self.program = program
+        self.accessor = RegionAccessor(
+            regions, ctypes.string_at, lambda addr, data: ctypes.memmove(addr, data, len(data))
+        )
 
     def call(self, helper_id: int, args: tuple[int, int, int, int, int]) -> int:
-        try:
-            helper = self.helpers.get(helper_id)
-            if helper is None or helper.is_native:
-                raise LookupError(f"no Python helper with id {helper_id}")
-            return helper.call(args, self.accessor)
-        except BaseException as exc:  # reported to the caller of run_many, never lost in ctypes
-            self.exception = exc
-            self.context[_ERROR] = ErrorCode.HELPER
+        result = self.program.call_helper(helper_id, args, self.accessor)
+        if result is None:
+            self.program._context[_ERROR] = ErrorCode.HELPER
             return 0
+        return result
 
 
 def _dispatch(r1: int, r2: int, r3: int, r4: int, r5: int, helper_id: int, ctx: int) -> int:
@@ -152,9 +138,9 @@ def called_helper_ids(native: NativeCode) -> frozenset[int] | None:
     """Helper ids the program calls directly; None when it uses callx (any id)."""
     ids = set()
     for _, insn in native.prog:
-        if insn.spec.form is Form.CALLX:
+        if insn.spec.op is Op.CALLX:
             return None
-        if insn.spec.form is Form.CALL_HELPER:
+        if insn.spec.op is Op.CALL:
             ids.add(insn.imm)
     return frozenset(ids)
 
@@ -164,21 +150,23 @@ class NativeProgram(CompiledProgram):
 
     Map values and global data (``prog.memory``) are plain host memory the
     code addresses directly; helpers reach them through the accessor.
-    ``tail_calls`` (set by :func:`jit.compile` for programs that may tail
-    call) runs each call through :func:`jit.linux_helpers.run_with_tail_calls`.
+    ``keepalive`` holds the user's helper objects (ctypes function objects
+    behind native helpers must outlive the code that calls them).
     """
 
-    tail_calls: TailCallRunner | None = None
-
-    def __init__(self, native: NativeCode, helpers: dict[int, Helper], keepalive: Mapping[int, object] | None = None):
-        super().__init__(native, helpers)
+    def __init__(
+        self,
+        native: NativeCode,
+        helpers: dict[int, Helper],
+        keepalive: Mapping[int, object] | None = None,
+        **options: Any,
+    ):
+        super().__init__(native, helpers, **options)
         self._blocks = [block.span for block in self.prog.memory]
-        self._keepalive = dict(keepalive or {})  # ctypes function objects behind native helpers
+        self._keepalive = dict(keepalive or {})
         self._context = (_u64 * _CONTEXT_WORDS)()
         self._context_address = ctypes.addressof(self._context)
         self._stack = (_u64 * (STACK_BYTES // 8))()
-        self._lock = threading.Lock()
-        self._owner: int | None = None
         self._python_helpers = self._fill_helper_table()
         stack = ctypes.addressof(self._stack)
         self._context[_STACK_START] = stack
@@ -187,8 +175,9 @@ class NativeProgram(CompiledProgram):
         self._addr, size = map_code(native.code)
         self._entry = _ENTRY(self._addr + native.entry)
         if "map_lookup" in native.labels:  # array-map fast path (backends.base)
-            self._context[_LOOKUP_FALLBACK] = self._context[_HELPERS + _MAP_LOOKUP_ELEM]
-            self._context[_HELPERS + _MAP_LOOKUP_ELEM] = self._addr + native.labels["map_lookup"]
+            lookup = _HELPERS + HelperId.MAP_LOOKUP_ELEM
+            self._context[_LOOKUP_FALLBACK] = self._context[lookup]
+            self._context[lookup] = self._addr + native.labels["map_lookup"]
         self._finalizer = weakref.finalize(self, _unmap, self._addr, size)
 
     def _fill_helper_table(self) -> bool:
@@ -212,42 +201,13 @@ class NativeProgram(CompiledProgram):
     def closed(self) -> bool:
         return not self._finalizer.alive
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._finalizer()
-        if self.tail_calls is not None:
-            self.tail_calls.close()
 
-    def run_many(self, mem: Mem, n: int) -> int:
-        if self.tail_calls is not None:
-            return self.tail_calls.run_many(self, mem, n)
-        return self.run_direct(mem, n)
-
-    def run_direct(self, mem: Mem, n: int) -> int:
-        """:meth:`run_many` without following tail calls (one native batch)."""
-        if self.closed:
-            raise BpfError(f"program {self.prog.name!r} has been closed; compile it again to run it")
-        if type(n) is not int or n < 1:
-            raise ValueError(f"run_many needs a repeat count n >= 1, got {n!r}")
-        me = threading.get_ident()
-        if self._owner == me:
-            raise ExecutionError(f"program {self.prog.name!r} called itself again while running (from a helper)")
-        view = None
-        if mem is None:
-            address = size = 0
-        else:
-            buf, _ = writable_buffer(mem)
-            size = len(buf)
-            view = (ctypes.c_char * size).from_buffer(buf) if size else None  # no copy: the caller's memory
-            address = ctypes.addressof(view) if size else 0
-        with self._lock:  # one context per program: one run at a time
-            self._owner = me
-            try:
-                return self._run_locked(address, size, n)
-            finally:
-                self._owner = None
-                del view
-
-    def _run_locked(self, address: int, size: int, n: int) -> int:
+    def _execute(self, buf: bytearray | memoryview, n: int) -> int:
+        size = len(buf)
+        view = (ctypes.c_char * size).from_buffer(buf) if size else None  # no copy: the caller's memory
+        address = ctypes.addressof(view) if view is not None else 0
         ctx = self._context
         ctx[_ERROR] = 0
         ctx[_REPEAT] = n
@@ -260,28 +220,11 @@ class NativeProgram(CompiledProgram):
             run = _Run(self, regions + self._blocks)
             ctx[_HANDLE] = id(run)  # the dispatcher finds ``run`` through it; run stays alive until we return
         try:
-            r0 = self._entry(address, size, self._context_address)
+            return self._entry(address, size, self._context_address)
         finally:
             ctx[_HANDLE] = 0
-        if ctx[_ERROR]:
-            self._raise(run)
-        return r0
+            del view
 
-    def _raise(self, run: _Run | None) -> None:
+    def _error(self) -> tuple[int, int, int]:
         ctx = self._context
-        code, pc = ctx[_ERROR], ctx[_ERROR_PC]
-        cause = run.exception if run is not None else None
-        if code == ErrorCode.HELPER and cause is None and pc in self.prog.index_of:
-            detail = "no helper is registered under the id it called"
-            insn = self.prog.at(pc)
-            if insn.spec.form is Form.CALL_HELPER:
-                detail = f"helper {insn.imm} is not callable"
-        elif cause is not None:
-            helper = self.prog.at(pc) if pc in self.prog.index_of else None
-            name = f"helper {helper.imm} " if helper is not None and helper.spec.form is Form.CALL_HELPER else "helper "
-            detail = f"{name}raised {type(cause).__name__}: {cause}"
-        elif code == ErrorCode.MEMORY:
-            detail = fault_detail(self.prog, self.native.checks, pc, ctx[Ctx.FAULT_ADDR // 8])
-        else:
-            detail = ""
-        raise execution_error(code, pc, self.prog, detail) from cause
+        return ctx[_ERROR], ctx[_ERROR_PC], ctx[_FAULT_ADDR]

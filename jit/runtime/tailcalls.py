@@ -19,13 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from jit.frontend.program import Program
 from jit.runtime.buffers import Mem, writable_buffer
-
-if TYPE_CHECKING:
-    from jit.runtime.compiled import CompiledProgram
 
 MAX_TAIL_CALLS = 33  # MAX_TAIL_CALL_CNT: a chain may make 33 tail calls
 
@@ -83,18 +80,28 @@ def run_with_tail_calls(
             current = request.target
 
 
+class Compiled(Protocol):
+    """What the runner needs of a compiled program (:class:`jit.runtime.compiled.CompiledProgram`)."""
+
+    prog: Program
+
+    def run_direct(self, mem: Mem, n: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class TailCallRunner:
-    """Runs a compiled program following its tail calls (the protocol of
-    :mod:`jit.linux_helpers`): each target is compiled once, by ``build``,
+    """Runs a compiled program following its tail calls (the protocol above):
+    each target is compiled once, by ``build``,
     with the same architecture, options and helper table (so the same
     ``chain`` counts the calls), and run on the same buffer."""
 
-    def __init__(self, build: Callable[[Program], CompiledProgram], chain: TailCallChain):
+    def __init__(self, build: Callable[[Program], Compiled], chain: TailCallChain):
         self._build = build
         self.chain = chain
-        self._targets: dict[int, tuple[Program, CompiledProgram]] = {}  # id(program): the program kept alive
+        self._targets: dict[int, tuple[Program, Compiled]] = {}  # id(program): the program kept alive
 
-    def target(self, prog: Program) -> CompiledProgram:
+    def target(self, prog: Program) -> Compiled:
         """The compiled ``prog``, compiled on first use."""
         entry = self._targets.get(id(prog))
         if entry is None:
@@ -107,10 +114,8 @@ class TailCallRunner:
             compiled.close()
         self._targets.clear()
 
-    def run_many(self, main: CompiledProgram, mem: Mem, n: int) -> int:
+    def run_many(self, main: Compiled, mem: Mem, n: int) -> int:
         """``main.run_many(mem, n)``, each of the ``n`` runs following its tail calls."""
-        if type(n) is not int or n < 1:
-            raise ValueError(f"run_many needs a repeat count n >= 1, got {n!r}")
         buffer, _ = writable_buffer(mem)
 
         def run_one(prog: Program, buf: bytearray | memoryview, _chain: TailCallChain) -> int:

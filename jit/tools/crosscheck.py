@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from jit.core.bits import MASK64
 from jit.core.errors import BpfError, VerifierError
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.program import Program
@@ -28,7 +29,6 @@ from jit.tools.engines import Engine, engines
 
 Trace = list[tuple[int, tuple[int, ...]]]
 Regions = dict[str, tuple[int, int]]
-MASK64 = (1 << 64) - 1
 
 
 def deterministic_helpers() -> dict[int, Callable[..., int]]:

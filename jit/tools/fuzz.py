@@ -21,15 +21,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-MASK64 = (1 << 64) - 1
+from jit.core.bits import MASK64
+from jit.core.bytecode import Dispatch
+from jit.core.isa import ATOMIC_OPS, Op
+
 TEST_HELPER_ID = 33
 DATA_SIZE = 64  # bytes of the buffer the bodies may use; register dump follows
 DUMP_SIZE = 80  # R0..R9 after the body
 
-ALU_OPS = ("add", "sub", "mul", "div", "sdiv", "or", "and", "lsh", "rsh", "mod", "smod", "xor", "mov", "arsh")
-JUMPS = ("jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jsle", "jset")
+# The order of each tuple is part of what a seed generates: keep it.
+ALU_OPS = (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.SDIV, Op.OR, Op.AND, Op.LSH, Op.RSH, Op.MOD, Op.SMOD, Op.XOR)
+ALU_OPS += (Op.MOV, Op.ARSH)
+JUMPS = (Op.JEQ, Op.JNE, Op.JGT, Op.JGE, Op.JLT, Op.JLE, Op.JSGT, Op.JSGE, Op.JSLT, Op.JSLE, Op.JSET)
 ATOMICS = (
-    *(f"lock {f}{op}" for op in ("add", "or", "and", "xor") for f in ("", "fetch ")),
+    *(f"lock {f}{op}" for op in (Op.ADD, Op.OR, Op.AND, Op.XOR) for f in ("", "fetch ")),
     "lock xchg",
     "lock cmpxchg",
 )
@@ -63,7 +68,7 @@ FUZZ_HELPERS = {TEST_HELPER_ID: mixing_helper}
 
 
 @dataclass(frozen=True)
-class Op:
+class Operation:
     """One operation; ``text`` may hold several instructions. ``skip`` > 0 makes
     the last one a forward jump over that many following operations."""
 
@@ -96,29 +101,33 @@ class _Draw:
         return self.pick(INTERESTING64) if self.flip() else self.rng.getrandbits(64)
 
 
-def _alu(d: _Draw) -> Op:
+def _alu(d: _Draw) -> Operation:
     op, width, dst = d.pick(ALU_OPS), d.pick(("", "32")), d.reg()
-    return Op(f"{op}{width} %r{dst}, %r{d.reg()}") if d.flip() else Op(f"{op}{width} %r{dst}, {d.imm32()}")
+    return (
+        Operation(f"{op}{width} %r{dst}, %r{d.reg()}") if d.flip() else Operation(f"{op}{width} %r{dst}, {d.imm32()}")
+    )
 
 
-def _unary(d: _Draw) -> Op:
+def _unary(d: _Draw) -> Operation:
     dst, kind = d.reg(), d.pick(("neg", "neg32", "le", "be", "bswap", "movsx", "lddw"))
     if kind.startswith("neg"):
-        return Op(f"{kind} %r{dst}")
+        return Operation(f"{kind} %r{dst}")
     if kind == "lddw":
-        return Op(f"lddw %r{dst}, {d.value64():#x}")
+        return Operation(f"lddw %r{dst}, {d.value64():#x}")
     if kind == "movsx":
-        return Op(f"{d.pick(('movsx864', 'movsx1664', 'movsx3264', 'movsx832', 'movsx1632'))} %r{dst}, %r{d.reg()}")
-    return Op(f"{kind}{d.pick((16, 32, 64))} %r{dst}")
+        return Operation(
+            f"{d.pick(('movsx864', 'movsx1664', 'movsx3264', 'movsx832', 'movsx1632'))} %r{dst}, %r{d.reg()}"
+        )
+    return Operation(f"{kind}{d.pick((16, 32, 64))} %r{dst}")
 
 
-def _jump(d: _Draw) -> Op:
+def _jump(d: _Draw) -> Operation:
     cond, width, dst = d.pick(JUMPS), d.pick(("", "32")), d.reg()
     rhs = f"%r{d.reg()}" if d.flip() else str(d.imm32())
     skip = d.int(1, 6)
     if d.int(0, 7) == 0:
-        return Op("ja {target}", skip)
-    return Op(f"{cond}{width} %r{dst}, {rhs}, {{target}}", skip)
+        return Operation("ja {target}", skip)
+    return Operation(f"{cond}{width} %r{dst}, {rhs}, {{target}}", skip)
 
 
 def _access(kind: str, size: int, base: str, off: int, register: int, imm: int) -> str:
@@ -132,7 +141,7 @@ def _access(kind: str, size: int, base: str, off: int, register: int, imm: int) 
     return f"stx{sfx} {mem}, %r{register}"
 
 
-def _stack_access(d: _Draw, in_function: bool) -> Op:
+def _stack_access(d: _Draw, in_function: bool) -> Operation:
     """Loads, stores and atomics on the frame; the main body keeps off [r10-16, r10)
     (the harness keeps the buffer pointer at [r10-8] and uses [r10-16])."""
     top = 0 if in_function else 16
@@ -140,12 +149,12 @@ def _stack_access(d: _Draw, in_function: bool) -> Op:
     if kind == "atomic":
         size = d.pick((4, 8))
         off = -d.int(top // size + 1, 512 // size) * size
-        return Op(f"{d.pick(ATOMICS)}{'' if size == 8 else '32'} [%r10{off}], %r{d.reg()}")
+        return Operation(f"{d.pick(ATOMICS)}{'' if size == 8 else '32'} [%r10{off}], %r{d.reg()}")
     size = d.pick((1, 2, 4, 8))
-    return Op(_access(kind, size, "%r10", -d.int(top + size, 512), d.reg(), d.imm32()))
+    return Operation(_access(kind, size, "%r10", -d.int(top + size, 512), d.reg(), d.imm32()))
 
 
-def _buffer_access(d: _Draw) -> Op:
+def _buffer_access(d: _Draw) -> Operation:
     """Load the buffer pointer into P, access [P+off], then overwrite P with a
     constant (so no pointer is left in a register the harness compares)."""
     pointer, value = d.reg(), d.reg()
@@ -168,20 +177,20 @@ def _buffer_access(d: _Draw) -> Op:
             value = (pointer + 1) % 10
         access = _access(kind, size, f"%r{pointer}", off, value, d.imm32())
     clear = "" if kind.startswith("ldx") and value == pointer else f"\nmov %r{pointer}, {d.imm32()}"
-    return Op(f"ldxdw %r{pointer}, [%r10-8]\n{access}{clear}")
+    return Operation(f"ldxdw %r{pointer}, [%r10-8]\n{access}{clear}")
 
 
-def _helper_call(d: _Draw) -> Op:
+def _helper_call(d: _Draw) -> Operation:
     if d.flip():
-        return Op(f"call {TEST_HELPER_ID}")
+        return Operation(f"call {TEST_HELPER_ID}")
     via = d.reg()
-    return Op(f"mov %r{via}, {TEST_HELPER_ID}\ncall %r{via}")
+    return Operation(f"mov %r{via}, {TEST_HELPER_ID}\ncall %r{via}")
 
 
-def _operation(d: _Draw, function: int, functions: int) -> Op:
+def _operation(d: _Draw, function: int, functions: int) -> Operation:
     """One operation of body ``function`` (-1 = main), which may call later functions."""
     in_function = function >= 0
-    makers: list[Callable[[], Op]] = [
+    makers: list[Callable[[], Operation]] = [
         lambda: _alu(d),
         lambda: _alu(d),
         lambda: _unary(d),
@@ -192,16 +201,39 @@ def _operation(d: _Draw, function: int, functions: int) -> Op:
     if not in_function:
         makers.append(lambda: _buffer_access(d))
     if function + 1 < functions:
-        makers.append(lambda: Op(f"call local fn{d.int(function + 1, functions - 1)}"))
+        makers.append(lambda: Operation(f"call local fn{d.int(function + 1, functions - 1)}"))
     return d.pick(makers)()
+
+
+# Which maker generates each operation of the ISA table (for the check that
+# the fuzzer covers the table; tests/test_dispatch.py also runs the generator
+# and checks that every one of these operations really appears).
+GENERATORS: Dispatch[Callable[..., Operation]] = Dispatch(
+    "fuzzer",
+    {
+        **dict.fromkeys(ALU_OPS, _alu),
+        **dict.fromkeys((Op.NEG, Op.LE, Op.BE, Op.BSWAP, Op.MOVSX, Op.LDDW), _unary),
+        **dict.fromkeys((*JUMPS, Op.JA), _jump),
+        **dict.fromkeys((Op.LDX, Op.LDXS, Op.ST, Op.STX, *ATOMIC_OPS), _stack_access),
+        **dict.fromkeys((Op.CALL, Op.CALLX), _helper_call),
+        Op.CALL_LOCAL: _operation,
+    },
+)
+# The rest, and why the generator leaves them out.
+NOT_GENERATED = {
+    Op.EXIT: "every body ends in the harness's exit; an early exit would skip the register dump",
+    Op.CALL_BTF: "calls by BTF id are refused by every engine",
+    Op.LDABS: "a legacy packet load out of bounds ends the program before the register dump",
+    Op.LDIND: "a legacy packet load out of bounds ends the program before the register dump",
+}
 
 
 @dataclass
 class Generated:
     """A random program: main body, functions and initial R0-R9."""
 
-    main: list[Op]
-    functions: list[list[Op]] = field(default_factory=list)
+    main: list[Operation]
+    functions: list[list[Operation]] = field(default_factory=list)
     regs: tuple[int, ...] = (0,) * 10
     data_size: int = DATA_SIZE
 
@@ -226,7 +258,7 @@ class Generated:
         return "\n".join(lines)
 
 
-def _body(ops: list[Op], prefix: str) -> str:
+def _body(ops: list[Operation], prefix: str) -> str:
     lines = []
     for i, op in enumerate(ops):
         target = f"{prefix}{min(i + 1 + op.skip, len(ops))}"
@@ -319,7 +351,7 @@ def campaign(
             out_dir.mkdir(parents=True, exist_ok=True)
             path = out_dir / f"divergence-seed{seed}-{index}.s"
             header = "".join(f"# {line}\n" for line in str(report).splitlines())
-            header += f"# mem: {small.mem_size} zero bytes; helper {TEST_HELPER_ID} = jit.fuzz.mixing_helper\n"
+            header += f"# mem: {small.mem_size} zero bytes; helper {TEST_HELPER_ID} = jit.tools.fuzz.mixing_helper\n"
             path.write_text(header + small.program() + "\n")
             result.divergences.append(path)
         if progress is not None:

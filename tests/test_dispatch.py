@@ -1,0 +1,60 @@
+"""Every engine dispatches on the ISA table's ``Op``: each handles every row,
+and an operation an engine lacks is a CompileError naming the instruction,
+never a KeyError."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import jit
+from jit.core import isa
+from jit.core.bytecode import Dispatch
+from jit.core.isa import Op
+from jit.runtime import interpreter
+from jit.tools import fuzz
+
+ENGINES = {"interpreter": interpreter.DISPATCH}
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_engine_handles_every_row(name: str) -> None:
+    assert ENGINES[name].missing() == set()
+
+
+def test_every_op_has_a_row_and_every_row_an_op() -> None:
+    assert {spec.op for spec in isa.ISA} == set(Op)
+
+
+def test_atomics_are_operations_of_their_own() -> None:
+    atomic = {spec.op for spec in isa.ISA if spec.form is isa.Form.ATOMIC}
+    assert atomic == isa.ATOMIC_OPS
+    assert not atomic & {spec.op for spec in isa.ISA if spec.form is not isa.Form.ATOMIC}
+    assert isa.ATOMIC_ALU[Op.ATOMIC_XOR] is Op.XOR
+
+
+def test_unhandled_op_names_the_instruction() -> None:
+    table = Dispatch("test engine", {op: op.name for op in Op if op is not Op.NEG})
+    prog = jit.assemble("mov %r0, 1\nneg %r0\nexit")
+    assert table(prog, 0, prog.at(0)) == "MOV"
+    with pytest.raises(jit.CompileError, match=r"instruction 1 \(neg %r0\): the test engine has no handler for NEG"):
+        table(prog, 1, prog.at(1))
+    assert table.missing() == {Op.NEG}
+
+
+def test_the_interpreter_reports_an_unhandled_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    handlers = dict(interpreter.DISPATCH.handlers)
+    del handlers[Op.NEG]
+    monkeypatch.setattr(interpreter, "DISPATCH", Dispatch("interpreter", handlers))
+    with pytest.raises(jit.CompileError, match=r"instruction 1 \(neg32 %r0\)"):
+        jit.interpret("mov %r0, 1\nneg32 %r0\nexit")
+
+
+def test_the_fuzzer_covers_the_table() -> None:
+    assert fuzz.GENERATORS.missing() == set(fuzz.NOT_GENERATED)
+    seen = set()
+    rng = random.Random(2026)
+    for _ in range(300):
+        seen |= {insn.op for insn in jit.assemble(fuzz.generate(rng).program()).instructions}
+    assert set(fuzz.GENERATORS.handlers) <= seen, set(fuzz.GENERATORS.handlers) - seen
