@@ -5,7 +5,7 @@ says otherwise): the time per run compiled with ``bounds_check=False``,
 ``"auto"`` and ``True`` (batches of the three interleaved round by round, so
 that a change of machine load shifts all three alike), how many memory
 accesses each mode checks, and the static verifier's time (median of
-several :func:`jit.verifier.analyze` calls) with the instructions it
+several :func:`jit.analysis.verifier.analyze` calls) with the instructions it
 processed. Overhead = time with checks / time without, per program and as a
 geometric mean over the programs, from the *fastest* batch of each mode: on
 a shared machine the minimum is the figure least disturbed by other load. A

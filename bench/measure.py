@@ -1,7 +1,7 @@
 """Measuring one program on one engine: check the result first, then time it.
 
 Engines of the benchmark: the reference interpreter, every JIT engine of
-:func:`jit.engines.engines` (native or under unicorn) and ``native``, the same
+:func:`jit.engines` (native or under unicorn) and ``native``, the same
 C compiled by gcc (:mod:`bench.native`). A result that differs from the
 expected one (or an exception) makes a FAILURE and is never timed.
 """
@@ -111,7 +111,7 @@ class EngineResult:
         return self.call.seconds if self.call else None
 
 
-def reference_run(case: Case) -> tuple[jit.interpreter.RunResult | Exception, float, bytearray]:
+def reference_run(case: Case) -> tuple[jit.runtime.interpreter.RunResult | Exception, float, bytearray]:
     """One interpreter run: its result (or error), its time and the buffer after it."""
     buf = bytearray(case.mem)
     start = time.perf_counter()

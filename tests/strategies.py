@@ -1,6 +1,6 @@
 """Hypothesis strategies for random *terminating* eBPF programs.
 
-The generator itself is :func:`jit.fuzz.generate` (also behind ``bpfjit fuzz``);
+The generator itself is :func:`jit.tools.fuzz.generate` (also behind ``bpfjit fuzz``);
 hypothesis drives its random choices, so a failing program shrinks to a short
 list of simple operations.
 

@@ -1,4 +1,4 @@
-"""Cross-check our disassembly against capstone's BPF decoder, row by row of jit.isa.ISA.
+"""Cross-check our disassembly against capstone's BPF decoder, row by row of jit.core.isa.ISA.
 
 Each row is encoded with representative operand fields, disassembled by us and by
 capstone, and both texts are normalised to (operation, operands) in capstone's

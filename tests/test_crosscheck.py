@@ -1,4 +1,4 @@
-"""jit.crosscheck: every engine against the interpreter, and finding the first diverging instruction."""
+"""jit.crosscheck (jit.tools.crosscheck): every engine against the interpreter, and finding the first diverging instruction."""
 
 from __future__ import annotations
 

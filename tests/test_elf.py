@@ -1,4 +1,4 @@
-"""The ELF loader (jit.elf) on the clang-built fixtures in tests/fixtures.
+"""The ELF loader (jit.frontend.elf) on the clang-built fixtures in tests/fixtures.
 
 Expected values come from reading ``llvm-objdump -d -r`` and ``llvm-readelf
 -s`` of each object by hand (the listings are quoted where they matter) and
@@ -6,7 +6,7 @@ from working the C sources through by hand. The objects are committed;
 tests/fixtures/build.py rebuilds them.
 
 The "runs" tests execute the fixtures on ``jit.interpret``: they need the
-interpreter to map ``prog.memory``, use ``jit.linux_helpers.helpers_for`` and
+interpreter to map ``prog.memory``, use ``jit.runtime.helpers.helpers_for`` and
 follow tail calls (engine integration).
 """
 

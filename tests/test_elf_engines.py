@@ -1,5 +1,5 @@
 """Clang-built ELF programs (tests/fixtures) and hand-built map programs on
-every engine of ``jit.engines.engines()``.
+every engine of ``jit.engines()``.
 
 The expected values are those of tests/test_elf.py, worked out by hand from
 the C sources (quoted again where they matter). Every engine must give the
@@ -186,7 +186,7 @@ def test_repeated_runs_keep_map_contents(engine):
     assert prog.maps["seen"].lookup(0) == u64(50)
 
 
-# --- jit.crosscheck: same R0, buffer and registers step by step ----------------------------------------
+# --- crosscheck: same R0, buffer and registers step by step ----------------------------------------
 
 
 def fresh_maps(prog: Program) -> Callable[[], dict]:

@@ -1,4 +1,4 @@
-"""The unicorn runner (backends.emulator) on both architectures.
+"""The unicorn runner (jit.runtime.emulated) on both architectures.
 
 What is tested here is the runner, not the code generators: the input buffer
 (copied in and back, growing, guarded), helpers through the trap page, faults

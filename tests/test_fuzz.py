@@ -1,4 +1,4 @@
-"""jit.fuzz and the check/fuzz commands: generated programs, minimisation, reproducers."""
+"""jit.tools.fuzz and the check/fuzz commands: generated programs, minimisation, reproducers."""
 
 from __future__ import annotations
 

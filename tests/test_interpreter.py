@@ -13,7 +13,7 @@ from jit.runtime.interpreter import run
 from jit.runtime.memory import MEM_BASE, STACK_TOP
 
 
-def execute(text: str, mem=None, **kwargs) -> jit.interpreter.RunResult:
+def execute(text: str, mem=None, **kwargs) -> jit.runtime.interpreter.RunResult:
     return run(jit.assemble(text), mem, **kwargs)
 
 

@@ -1,5 +1,5 @@
-"""Maps (jit.maps), host memory blocks (jit.hostmem) and the Linux helpers
-(jit.linux_helpers), exercised from Python; expected values worked out by hand
+"""Maps (jit.frontend.maps), host memory blocks (jit.frontend.hostmem) and the Linux helpers
+(jit.runtime.helpers), exercised from Python; expected values worked out by hand
 from the Linux semantics (man 2 bpf, man 7 bpf-helpers)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The native runtime (jit.native) and jit.compile: W^X code pages, helpers
+"""The native runtime (jit.runtime.native) and jit.compile: W^X code pages, helpers
 (Python with memory access, native function pointers, failures), the ``mem``
 rules, run_many, close and garbage collection, the listing, compile errors and
 run-time errors. Runs on x86-64 hosts."""

@@ -1,7 +1,7 @@
 """Safe execution on every engine (issue 7): run-time bounds checks and max_steps.
 
 Each bad access gives a jit.MemoryAccessError naming the instruction on every
-engine of ``jit.engines.engines()`` (the interpreter checks every access; the
+engine of ``jit.engines()`` (the interpreter checks every access; the
 JITs check where ``jit.compile(bounds_check=...)`` put a check, see
 jit/safety.py), or a jit.VerifierError at compile time when the verifier sees
 the violation statically. Programs safe thanks to a bounds comparison run

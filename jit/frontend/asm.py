@@ -1,7 +1,7 @@
 """Assembler and disassembler for the conformance-suite dialect (FORMAT.md section 4).
 
-Parsing is driven by :data:`jit.isa.ISA`: each mnemonic maps to its candidate
-rows, and each row's :class:`~jit.isa.Form` syntax string (``"D, [S+off]"``,
+Parsing is driven by :data:`jit.core.isa.ISA`: each mnemonic maps to its candidate
+rows, and each row's :class:`~jit.core.isa.Form` syntax string (``"D, [S+off]"``,
 ``"local T32"``...) is compiled once into a list of operand parsers. Between
 rows sharing a mnemonic (``add`` with a register or an immediate, the four
 ``call`` forms) the first row whose register operands line up wins.
@@ -134,7 +134,7 @@ def _compile_form(form: Form) -> tuple[_Slot, ...]:
         elif word.isalpha() and word.islower():
             slots.append(("keyword", word, 0))
         else:
-            raise ValueError(f"jit.isa: unknown operand syntax {word!r} in {form}")
+            raise ValueError(f"jit.core.isa: unknown operand syntax {word!r} in {form}")
     return tuple(slots)
 
 

@@ -2,7 +2,7 @@
 
 Accepted: a Program, raw bytecode (bytes/bytearray/memoryview), assembly text,
 or a path (str or Path) to a file: ``.s``/``.asm`` (assembly), ``.data``
-(a conformance-suite test), an ELF object (by its magic, see :mod:`jit.elf`),
+(a conformance-suite test), an ELF object (by its magic, see :mod:`jit.frontend.elf`),
 anything else is read as raw bytecode.
 """
 

@@ -1,7 +1,7 @@
 """eBPF maps: array, hash, per-CPU array and hash (one CPU), LRU hash and
 program array, usable from Python and from programs on every engine.
 
-Storage. Values live in a :class:`~jit.hostmem.HostMemory` arena of
+Storage. Values live in a :class:`~jit.frontend.hostmem.HostMemory` arena of
 ``max_entries`` slots of ``value_stride = round_up(value_size, 8)`` bytes;
 value ``i`` is at ``values_address + i * value_stride``. An array's index is
 its slot; a hash map allocates a free slot when a key is inserted and keeps it

@@ -4,7 +4,7 @@ One unicorn instance per compiled program, set up once and reused by every
 call. Its address space::
 
     CODE_BASE   the machine code (read + execute)
-    CTX_BASE    the run-time context (backends.base.Ctx), helper table included
+    CTX_BASE    the run-time context (jit.core.abi.Ctx), helper table included
     STACK_BASE  the BPF stack, STACK_BYTES long (R10 starts at its end)
     HOST_BASE   the host stack of the generated code
     TRAP_BASE   one native ``ret`` per helper slot; ``ctx->helpers[id]`` points at
@@ -185,7 +185,7 @@ class EmulatedProgram(CompiledProgram):
     # --- tracing ---------------------------------------------------------------------------
     def trace(self, mem: Mem = None) -> tuple[int, list[tuple[int, tuple[int, ...]]]]:
         """Run once, recording ``(slot, R0..R10)`` each time the code of a BPF
-        instruction starts: the same trace as :func:`jit.interpreter.run` gives,
+        instruction starts: the same trace as :func:`jit.runtime.interpreter.run` gives,
         read from the CPU registers the backend maps BPF registers to.
 
         An instruction that generates no code (e.g. ``le64``) shares its

@@ -4,7 +4,7 @@ Every address a program can hold that points at memory lies in one region:
 
 * ``mem``: the input buffer, at :data:`MEM_BASE` (R1 holds that address and R2
   its length; both are 0 when there is no buffer, and then the region is empty);
-* ``stack``: :data:`jit.isa.MAX_CALL_DEPTH` frames of :data:`jit.isa.STACK_SIZE`
+* ``stack``: `jit.core.isa.MAX_CALL_DEPTH` frames of `jit.core.isa.STACK_SIZE`
   bytes ending at :data:`STACK_TOP` (the main program's R10). A local call gets
   the next frame below; only the frames of active calls are accessible;
 * the program's host memory blocks (maps, global data: ``prog.memory``), at
@@ -60,7 +60,7 @@ class Segment:
 class Memory:
     """The regions of one interpreter run; also the helpers' memory accessor.
 
-    It implements :class:`jit.helpers.MemoryAccessor` (``read``/``write``) and
+    It implements :class:`jit.MemoryAccessor` (``read``/``write``) and
     :meth:`expose`, through which a helper hands the program a buffer of its own.
     """
 
@@ -160,7 +160,7 @@ class Memory:
         offset = addr - region.base
         return int.from_bytes(region.buf[offset : offset + size], "big")
 
-    # --- jit.helpers.MemoryAccessor ----------------------------------------------
+    # --- jit.MemoryAccessor ----------------------------------------------
 
     def read(self, addr: int, size: int) -> bytes:
         region = self.region_at(addr, size)

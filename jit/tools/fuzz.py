@@ -9,7 +9,7 @@ recursion). :meth:`Generated.program` wraps it in a harness that sets every
 register first and stores R1-R9 into the buffer at the end, so comparing the
 buffer compares the registers on every engine, traced or not.
 
-``campaign`` runs many programs through :func:`jit.crosscheck.crosscheck` and
+``campaign`` runs many programs through :func:`jit.tools.crosscheck.crosscheck` and
 minimises every divergence to a small reproducer (``bpfjit fuzz``). The test
 suite draws the same programs from hypothesis (``tests/strategies.py``).
 """
