@@ -9,13 +9,14 @@ import random
 import pytest
 
 import jit
+from jit.analysis import fixpoint
 from jit.core import isa
 from jit.core.bytecode import Dispatch
 from jit.core.isa import Op
 from jit.runtime import interpreter
 from jit.tools import fuzz
 
-ENGINES = {"interpreter": interpreter.DISPATCH}
+ENGINES = {"interpreter": interpreter.DISPATCH, "verifier": fixpoint.DISPATCH}
 
 
 @pytest.mark.parametrize("name", sorted(ENGINES))

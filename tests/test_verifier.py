@@ -1,4 +1,4 @@
-"""The static verifier (jit.verifier): one rejection per rule, bounds proofs, and soundness.
+"""The static verifier (jit.analysis.verifier): one rejection per rule, bounds proofs, and soundness.
 
 Expected messages name the instruction (``prog.describe(pc)``) and the rule's
 key words; programs are small enough to check by hand which path is meant.

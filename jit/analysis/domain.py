@@ -1,209 +1,46 @@
-"""The verifier's abstract domain for scalars (64-bit register values).
+"""The scalar abstract domain's operations: ALU, join and widening, comparisons.
 
-A :class:`Scalar` over-approximates the set of values a register may hold by
-the intersection of
-
-* an unsigned range ``[umin, umax]`` and a signed range ``[smin, smax]``;
-* known bits (a "tnum"): bits set in ``tmask`` are unknown, the others equal
-  the bits of ``tval``;
-* a relation with the input buffer's length ``len`` (R2 at entry):
-  ``dlo <= len - value <= dhi`` (None: no bound beyond what the ranges and the
-  state's bounds on ``len`` imply). This is what proves ``mem[i]`` safe after
-  ``if i < len``, when ``len`` is only known at run time;
-* an identity: values with the same ``id`` are equal, and a value with
-  ``base = b`` equals the value whose ``id`` is ``b`` plus ``delta`` (exactly,
-  without wrap-around), so a comparison on one register refines its copies.
-
-Every operation is sound: the result contains every concrete result. When in
-doubt a bound is dropped, never guessed. Operations return ``None`` for an
-empty set (an infeasible branch). Ids are assigned by the caller.
+The values are :class:`jit.analysis.scalar.Scalar`. Every operation is sound:
+the result contains every concrete result. When in doubt a bound is dropped,
+never guessed. Operations return ``None`` for an empty set (an infeasible
+branch). Ids are assigned by the caller.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from functools import partial
 
-from jit.core.bits import byte_swap, sign_extend
+from jit.analysis.scalar import (
+    LEN_MAX,
+    S64_MAX,
+    S64_MIN,
+    ZERO,
+    Scalar,
+    bounded,
+    const,
+    d_bounds,
+    make,
+    srange,
+    tnum_add,
+    tnum_and,
+    tnum_or,
+    tnum_sub,
+    tnum_xor,
+    unknown,
+    urange,
+    with_d,
+    with_ids,
+)
+from jit.core.bits import MASK32, MASK64, byte_swap, s64, sign_extend
+from jit.core.isa import Op
 from jit.core.semantics import ALU_OPS, CONDITIONS
 
-M64 = (1 << 64) - 1
-M32 = (1 << 32) - 1
-S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
-LEN_MAX = 1 << 47  # an input buffer never exceeds the user address space
+FULL = (0, MASK64, S64_MIN, S64_MAX)  # range bounds that say nothing
 
 
-def s64(value: int) -> int:
-    """The signed reading of an unsigned 64-bit value."""
-    return value - (1 << 64) if value >> 63 else value
-
-
-@dataclass(frozen=True, slots=True)
-class Scalar:
-    """An abstract 64-bit value; see the module docstring. ``lost`` is the slot
-    where a pointer became this scalar (for error messages)."""
-
-    umin: int = 0
-    umax: int = M64
-    smin: int = S64_MIN
-    smax: int = S64_MAX
-    tval: int = 0
-    tmask: int = M64
-    dlo: int | None = None
-    dhi: int | None = None
-    id: int | None = None
-    base: int | None = None
-    delta: int = 0
-    lost: int | None = None
-
-    @property
-    def const(self) -> int | None:
-        """The value, if it is known exactly."""
-        return self.umin if self.umin == self.umax else None
-
-    @property
-    def root(self) -> int | None:
-        """The id this value is expressed relative to (its base, or itself)."""
-        return self.base if self.base is not None else self.id
-
-    def __str__(self) -> str:
-        if self.umin == self.umax:
-            return f"{self.umin:#x}"
-        parts = [f"[{self.umin:#x}, {self.umax:#x}]"]
-        if self.dlo is not None or self.dhi is not None:
-            parts.append(f"len-v in [{self.dlo}, {self.dhi}]")
-        return " ".join(parts)
-
-
-def with_ids(s: Scalar, ident: int | None, base: int | None, delta: int = 0, lost: int | None = None) -> Scalar:
-    """``s`` with another identity (faster than dataclasses.replace)."""
-    return Scalar(s.umin, s.umax, s.smin, s.smax, s.tval, s.tmask, s.dlo, s.dhi, ident, base, delta, lost)
-
-
-def const(value: int) -> Scalar:
-    value &= M64
-    return Scalar(value, value, s64(value), s64(value), value, 0)
-
-
-def unknown(ident: int | None = None, lost: int | None = None) -> Scalar:
-    return Scalar(id=ident, lost=lost)
-
-
-def urange(lo: int, hi: int, ident: int | None = None) -> Scalar:
-    """The values ``lo..hi`` (unsigned)."""
-    result = make(lo, hi, ident=ident)
-    assert result is not None
-    return result
-
-
-def srange(lo: int, hi: int, ident: int | None = None) -> Scalar:
-    """The values ``lo..hi`` (signed)."""
-    result = make(smin=lo, smax=hi, ident=ident)
-    assert result is not None
-    return result
-
-
-ZERO = const(0)
-
-
-# --- known bits ------------------------------------------------------------------
-
-
-def tnum_range(lo: int, hi: int) -> tuple[int, int]:
-    """Known bits shared by every value of ``lo..hi``: their common high prefix."""
-    mask = (1 << (lo ^ hi).bit_length()) - 1
-    return lo & ~mask, mask
-
-
-def _tnum_add(a: Scalar, b: Scalar) -> tuple[int, int]:
-    sv = a.tval + b.tval
-    sigma = a.tmask + b.tmask + sv
-    mu = (sigma ^ sv) | a.tmask | b.tmask
-    return sv & ~mu & M64, mu & M64
-
-
-def _tnum_sub(a: Scalar, b: Scalar) -> tuple[int, int]:
-    dv = a.tval - b.tval
-    mu = ((dv + a.tmask) ^ (dv - b.tmask)) | a.tmask | b.tmask
-    return dv & ~mu & M64, mu & M64
-
-
-def _tnum_and(a: Scalar, b: Scalar) -> tuple[int, int]:
-    value = a.tval & b.tval
-    return value, (a.tval | a.tmask) & (b.tval | b.tmask) & ~value
-
-
-def _tnum_or(a: Scalar, b: Scalar) -> tuple[int, int]:
-    value = a.tval | b.tval
-    return value, (a.tmask | b.tmask) & ~value
-
-
-def _tnum_xor(a: Scalar, b: Scalar) -> tuple[int, int]:
-    mu = a.tmask | b.tmask
-    return (a.tval ^ b.tval) & ~mu, mu
-
-
-# --- construction ------------------------------------------------------------------
-
-
-def make(
-    umin: int = 0,
-    umax: int = M64,
-    smin: int = S64_MIN,
-    smax: int = S64_MAX,
-    tval: int = 0,
-    tmask: int = M64,
-    dlo: int | None = None,
-    dhi: int | None = None,
-    ident: int | None = None,
-    base: int | None = None,
-    delta: int = 0,
-) -> Scalar | None:
-    """A scalar with every bound tightened by the others; None if empty."""
-    umin, umax = max(umin, tval), min(umax, tval | tmask)
-    if smin >= 0:
-        umin, umax = max(umin, smin), min(umax, smax)
-    elif smax < 0:
-        umin, umax = max(umin, smin + (1 << 64)), min(umax, smax + (1 << 64))
-    if umin > umax:
-        return None
-    if umax <= S64_MAX or umin > S64_MAX:  # the range does not cross the sign boundary
-        smin, smax = max(smin, s64(umin)), min(smax, s64(umax))
-        if smin > smax:
-            return None
-    rval, rmask = tnum_range(umin, umax)
-    if (rval ^ tval) & ~(rmask | tmask):
-        return None
-    tval, tmask = tval | rval, tmask & rmask
-    umin, umax = max(umin, tval), min(umax, tval | tmask)
-    if umin > umax:
-        return None
-    if umin == umax:
-        return Scalar(umin, umin, s64(umin), s64(umin), umin, 0)
-    return Scalar(umin, umax, smin, smax, tval, tmask, dlo, dhi, ident, base, delta)
-
-
-def _bounds(t: tuple[int, int, int, int, int, int], **extra: object) -> Scalar:
-    """An ALU result; only an infeasible input state can make it empty."""
-    result = make(*t, **extra)  # type: ignore[arg-type]
-    return unknown(extra.get("ident")) if result is None else result  # type: ignore[arg-type]
-
-
-FULL = (0, M64, S64_MIN, S64_MAX)
-
-
-# --- the relation with len ------------------------------------------------------------
-
-
-def d_bounds(x: Scalar, len_lo: int, len_hi: int) -> tuple[int, int]:
-    """Bounds on ``len - x``: the explicit ones met with those the ranges imply."""
-    lo, hi = len_lo - x.umax, len_hi - x.umin
-    if x.dlo is not None and x.dlo > lo:
-        lo = x.dlo
-    if x.dhi is not None and x.dhi < hi:
-        hi = x.dhi
-    return lo, hi
+# --- ALU -------------------------------------------------------------------------------
 
 
 def _shift_d(x: Scalar, lo_delta: int, hi_delta: int) -> tuple[int | None, int | None]:
@@ -217,20 +54,17 @@ def _shift_d(x: Scalar, lo_delta: int, hi_delta: int) -> tuple[int | None, int |
 def _no_wrap_addend(x: Scalar, c: Scalar) -> tuple[int, int] | None:
     """The range of ``c`` such that ``x + c`` never wraps around, if there is one
     (as signed numbers when that is tight enough, else unsigned)."""
-    if x.umin + c.smin >= 0 and x.umax + c.smax <= M64:
+    if x.umin + c.smin >= 0 and x.umax + c.smax <= MASK64:
         return c.smin, c.smax
-    if x.umax + c.umax <= M64:
+    if x.umax + c.umax <= MASK64:
         return c.umin, c.umax
     return None
 
 
-# --- ALU -------------------------------------------------------------------------------
-
-
-def alu(op: str, bits: int, a: Scalar, b: Scalar, ident: int | None = None) -> Scalar:
+def alu(op: Op, bits: int, a: Scalar, b: Scalar, ident: int | None = None) -> Scalar:
     """The abstract result of ``a <op> b`` (an ALU binary operation; not mov)."""
     if a.umin == a.umax and b.umin == b.umax:
-        mask = M64 if bits == 64 else M32
+        mask = MASK64 if bits == 64 else MASK32
         return const(ALU_OPS[bits][op](a.umin & mask, b.umin & mask))
     if bits == 32:
         return _alu32(op, a, b, ident)
@@ -238,11 +72,11 @@ def alu(op: str, bits: int, a: Scalar, b: Scalar, ident: int | None = None) -> S
 
 
 # Operations whose result never exceeds the operand(s) listed: len - result >= len - operand.
-_SHRINKING = {"rsh": (0,), "div": (0,), "mod": (0,), "and": (0, 1)}
+_SHRINKING = {Op.RSH: (0,), Op.DIV: (0,), Op.MOD: (0,), Op.AND: (0, 1)}
 
 
-def _alu64(op: str, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
-    result = _alu64_bounds(op, a, b, ident)
+def _alu64(op: Op, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    result = _ALU64[op](a, b, ident)
     floors = [x.dlo for i, x in enumerate((a, b)) if i in _SHRINKING.get(op, ()) and x.dlo is not None]
     if floors and result.umin != result.umax and (result.dlo is None or result.dlo < max(floors)):
         r = result
@@ -250,45 +84,50 @@ def _alu64(op: str, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
     return result
 
 
-def _alu64_bounds(op: str, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
-    if op == "add":
-        return _add(a, b, ident)
-    if op == "sub":
-        return _sub(a, b, ident)
-    if op == "mul":
-        if a.umax * b.umax <= M64:
-            return _bounds((a.umin * b.umin, a.umax * b.umax, S64_MIN, S64_MAX, 0, M64), ident=ident)
-        return unknown(ident)
-    if op == "div":
-        lo = a.umin // b.umax if b.umin else 0
-        return _bounds((lo, a.umax // max(b.umin, 1), *FULL[2:], 0, M64), ident=ident)
-    if op == "mod":
-        if b.umin and a.umax < b.umin:
-            return a  # the same value
-        hi = a.umax if not b.umin else min(a.umax, b.umax - 1)
-        return _bounds((0, hi, *FULL[2:], 0, M64), ident=ident)
-    if op in ("and", "or", "xor"):
-        tval, tmask = {"and": _tnum_and, "or": _tnum_or, "xor": _tnum_xor}[op](a, b)
-        umin, umax = 0, M64
-        if op == "and":
-            umax = min(a.umax, b.umax)
-        elif op == "or":
-            umin = max(a.umin, b.umin)
-        return _bounds((umin, umax, *FULL[2:], tval, tmask), ident=ident)
-    if op in ("lsh", "rsh", "arsh"):
-        return _shift(op, 63, a, b, ident)
-    return unknown(ident)  # sdiv, smod
+def _mul(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    if a.umax * b.umax <= MASK64:
+        return bounded((a.umin * b.umin, a.umax * b.umax, S64_MIN, S64_MAX, 0, MASK64), ident=ident)
+    return unknown(ident)
+
+
+def _div(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    lo = a.umin // b.umax if b.umin else 0
+    return bounded((lo, a.umax // max(b.umin, 1), *FULL[2:], 0, MASK64), ident=ident)
+
+
+def _mod(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    if b.umin and a.umax < b.umin:
+        return a  # the same value
+    hi = a.umax if not b.umin else min(a.umax, b.umax - 1)
+    return bounded((0, hi, *FULL[2:], 0, MASK64), ident=ident)
+
+
+def _and(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    return bounded((0, min(a.umax, b.umax), *FULL[2:], *tnum_and(a, b)), ident=ident)
+
+
+def _or(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    return bounded((max(a.umin, b.umin), MASK64, *FULL[2:], *tnum_or(a, b)), ident=ident)
+
+
+def _xor(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    return bounded((0, MASK64, *FULL[2:], *tnum_xor(a, b)), ident=ident)
+
+
+def _any(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+    """No bounds (sdiv, smod)."""
+    return unknown(ident)
 
 
 def _add(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
-    tval, tmask = _tnum_add(a, b)
+    tval, tmask = tnum_add(a, b)
     lo, hi = a.umin + b.umin, a.umax + b.umax
-    if hi <= M64:
+    if hi <= MASK64:
         umin, umax = lo, hi
-    elif lo > M64:
+    elif lo > MASK64:
         umin, umax = lo - (1 << 64), hi - (1 << 64)
     else:
-        umin, umax = 0, M64
+        umin, umax = 0, MASK64
     smin, smax = a.smin + b.smin, a.smax + b.smax
     if smin < S64_MIN or smax > S64_MAX:
         smin, smax = S64_MIN, S64_MAX
@@ -305,17 +144,17 @@ def _add(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
         if c.umin == c.umax and x.root is not None:
             base, delta = x.root, x.delta + addend[0]
         break
-    return _bounds((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi, ident=ident, base=base, delta=delta)
+    return bounded((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi, ident=ident, base=base, delta=delta)
 
 
 def _sub(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
-    tval, tmask = _tnum_sub(a, b)
+    tval, tmask = tnum_sub(a, b)
     if a.umin >= b.umax:
         umin, umax = a.umin - b.umax, a.umax - b.umin
     elif a.umax < b.umin:
         umin, umax = a.umin - b.umax + (1 << 64), a.umax - b.umin + (1 << 64)
     else:
-        umin, umax = 0, M64
+        umin, umax = 0, MASK64
     smin, smax = a.smin - b.smax, a.smax - b.smin
     if smin < S64_MIN or smax > S64_MAX:
         smin, smax = S64_MIN, S64_MAX
@@ -323,7 +162,7 @@ def _sub(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
     delta = 0
     if a.umin != a.umax:
         negated = None
-        if a.umin - b.smax >= 0 and a.umax - b.smin <= M64:
+        if a.umin - b.smax >= 0 and a.umax - b.smin <= MASK64:
             negated = (-b.smax, -b.smin)
         elif a.umin >= b.umax:
             negated = (-b.umax, -b.umin)
@@ -335,77 +174,95 @@ def _sub(a: Scalar, b: Scalar, ident: int | None) -> Scalar:
     if None not in (a.dlo, a.dhi, b.dlo, b.dhi):
         # a - b = (len - b) - (len - a), exactly, when that cannot wrap
         lo, hi = b.dlo - a.dhi, b.dhi - a.dlo  # type: ignore[operator]
-        if lo >= 0 and hi <= M64:
+        if lo >= 0 and hi <= MASK64:
             umin, umax = max(umin, lo), min(umax, hi)
-    return _bounds((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi, ident=ident, base=base, delta=delta)
+    return bounded((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi, ident=ident, base=base, delta=delta)
 
 
-def _shift(op: str, count_mask: int, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+def _shift(op: Op, count_mask: int, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
     """Shifts of a 64-bit value (32-bit ones pass ``count_mask`` 31 and operands < 2**32)."""
     if b.umin == b.umax:
         k = b.umin & count_mask
-        if op == "lsh":
-            if a.umax << k <= M64:
-                return _bounds(
-                    (a.umin << k, a.umax << k, *FULL[2:], (a.tval << k) & M64, (a.tmask << k) & M64), ident=ident
+        if op is Op.LSH:
+            if a.umax << k <= MASK64:
+                return bounded(
+                    (a.umin << k, a.umax << k, *FULL[2:], (a.tval << k) & MASK64, (a.tmask << k) & MASK64), ident=ident
                 )
-            return _bounds((*FULL, (a.tval << k) & M64, (a.tmask << k) & M64), ident=ident)
-        if op == "rsh":
-            return _bounds((a.umin >> k, a.umax >> k, *FULL[2:], a.tval >> k, a.tmask >> k), ident=ident)
-        tval, tmask = (s64(a.tval) >> k) & M64, (s64(a.tmask) >> k) & M64
-        return _bounds((0, M64, a.smin >> k, a.smax >> k, tval, tmask), ident=ident)
-    if op == "rsh" or (op == "arsh" and a.smin >= 0):
+            return bounded((*FULL, (a.tval << k) & MASK64, (a.tmask << k) & MASK64), ident=ident)
+        if op is Op.RSH:
+            return bounded((a.umin >> k, a.umax >> k, *FULL[2:], a.tval >> k, a.tmask >> k), ident=ident)
+        tval, tmask = (s64(a.tval) >> k) & MASK64, (s64(a.tmask) >> k) & MASK64
+        return bounded((0, MASK64, a.smin >> k, a.smax >> k, tval, tmask), ident=ident)
+    if op is Op.RSH or (op is Op.ARSH and a.smin >= 0):
         if b.umax <= count_mask:
             return urange(a.umin >> b.umax, a.umax >> b.umin, ident)
         return urange(0, a.umax, ident)
     return unknown(ident)
 
 
+# The 64-bit operations on operands that are not both constant.
+_ALU64: dict[Op, Callable[[Scalar, Scalar, int | None], Scalar]] = {
+    Op.ADD: _add,
+    Op.SUB: _sub,
+    Op.MUL: _mul,
+    Op.DIV: _div,
+    Op.SDIV: _any,
+    Op.MOD: _mod,
+    Op.SMOD: _any,
+    Op.AND: _and,
+    Op.OR: _or,
+    Op.XOR: _xor,
+    Op.LSH: partial(_shift, Op.LSH, 63),
+    Op.RSH: partial(_shift, Op.RSH, 63),
+    Op.ARSH: partial(_shift, Op.ARSH, 63),
+}
+
+
 def lo32(a: Scalar) -> Scalar:
     """The low 32 bits of ``a`` (zero-extended)."""
-    if a.umax <= M32:
+    if a.umax <= MASK32:
         return a
-    return _bounds((0, M32, *FULL[2:], a.tval & M32, a.tmask & M32))
+    return bounded((0, MASK32, *FULL[2:], a.tval & MASK32, a.tmask & MASK32))
 
 
-def _alu32(op: str, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
+def _alu32(op: Op, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
     a, b = lo32(a), lo32(b)
-    if op in ("add", "sub") and b.umin == b.umax:
+    if op in (Op.ADD, Op.SUB) and b.umin == b.umax:
         # w += -1 and friends: exact when the signed constant keeps the value in 0..2**32-1
         c = sign_extend(b.umin, 32, 64)
-        step = s64(c) if op == "add" else -s64(c)
-        if a.umin + step >= 0 and a.umax + step <= M32:
-            return _alu64("add", a, const(step), ident)
-    if op in ("lsh", "rsh"):
+        step = s64(c) if op is Op.ADD else -s64(c)
+        if a.umin + step >= 0 and a.umax + step <= MASK32:
+            return _alu64(Op.ADD, a, const(step), ident)
+    if op in (Op.LSH, Op.RSH):
         result = _shift(op, 31, a, b, ident)
-    elif op == "arsh":
-        result = _shift("rsh", 31, a, b, ident) if a.umax < 1 << 31 else urange(0, M32, ident)
-    elif op in ("sdiv", "smod"):
-        return urange(0, M32, ident)
+    elif op is Op.ARSH:
+        result = _shift(Op.RSH, 31, a, b, ident) if a.umax < 1 << 31 else urange(0, MASK32, ident)
+    elif op in (Op.SDIV, Op.SMOD):
+        return urange(0, MASK32, ident)
     else:
         result = _alu64(op, a, b, ident)
-    if result.umax <= M32:
+    if result.umax <= MASK32:
         return result
     return with_ids(lo32(result), ident, None)
 
 
-def unary(op: str, bits: int, ext: int, a: Scalar, ident: int | None = None) -> Scalar:
+def unary(op: Op, bits: int, ext: int, a: Scalar, ident: int | None = None) -> Scalar:
     """neg, le, be, bswap and movsx (``ext`` is the width of swaps and of the sign extension)."""
-    if op == "neg":
-        return alu("sub", bits, ZERO, a, ident)
-    if op == "movsx":
+    if op is Op.NEG:
+        return alu(Op.SUB, bits, ZERO, a, ident)
+    if op is Op.MOVSX:
         if a.umax < 1 << (ext - 1):
             return a  # the value is unchanged
         if a.umin == a.umax:
             return const(sign_extend(a.umin, ext, bits))
-        return srange(-(1 << (ext - 1)), (1 << (ext - 1)) - 1, ident) if bits == 64 else urange(0, M32, ident)
+        return srange(-(1 << (ext - 1)), (1 << (ext - 1)) - 1, ident) if bits == 64 else urange(0, MASK32, ident)
     mask = (1 << ext) - 1
-    if op == "le" and a.umax <= mask:
+    if op is Op.LE and a.umax <= mask:
         return a
     if a.umin == a.umax:
-        return const(a.umin & mask if op == "le" else byte_swap(a.umin, ext))
-    if op == "le":
-        return _bounds((0, mask, *FULL[2:], a.tval & mask, a.tmask & mask), ident=ident)
+        return const(a.umin & mask if op is Op.LE else byte_swap(a.umin, ext))
+    if op is Op.LE:
+        return bounded((0, mask, *FULL[2:], a.tval & mask, a.tmask & mask), ident=ident)
     return urange(0, mask, ident)
 
 
@@ -435,19 +292,6 @@ def join(a: Scalar, b: Scalar, len_a: tuple[int, int], len_b: tuple[int, int], l
     return with_d(result, dlo, dhi, *len_j)
 
 
-def with_d(x: Scalar, dlo: int | None, dhi: int | None, len_lo: int, len_hi: int) -> Scalar:
-    """``x`` with the explicit bounds on ``len - x`` that are tighter than implied."""
-    if x.umin == x.umax and len_lo == len_hi:
-        dlo = dhi = None
-    if dlo is not None and dlo <= len_lo - x.umax:
-        dlo = None
-    if dhi is not None and dhi >= len_hi - x.umin:
-        dhi = None
-    if dlo == x.dlo and dhi == x.dhi:
-        return x
-    return Scalar(x.umin, x.umax, x.smin, x.smax, x.tval, x.tmask, dlo, dhi, x.id, x.base, x.delta, x.lost)
-
-
 def _below(value: int, floor: int, thresholds: Sequence[int]) -> int:
     index = bisect.bisect_right(thresholds, value) - 1
     return max(thresholds[index], floor) if index >= 0 else floor
@@ -462,7 +306,7 @@ def widen(old: Scalar, new: Scalar, thresholds: Sequence[int]) -> Scalar:
     """``new`` (a join containing ``old``) with every bound that grew pushed out
     to the next threshold (jump constants of the program), so loops converge."""
     umin = old.umin if new.umin >= old.umin else _below(new.umin, 0, thresholds)
-    umax = old.umax if new.umax <= old.umax else _above(new.umax, M64, thresholds)
+    umax = old.umax if new.umax <= old.umax else _above(new.umax, MASK64, thresholds)
     smin = old.smin if new.smin >= old.smin else _below(new.smin, S64_MIN, thresholds)
     smax = old.smax if new.smax <= old.smax else _above(new.smax, S64_MAX, thresholds)
     # a bound on len - v that keeps loosening is dropped
@@ -471,9 +315,9 @@ def widen(old: Scalar, new: Scalar, thresholds: Sequence[int]) -> Scalar:
     tval, tmask = new.tval, new.tmask
     if (umin, umax, smin, smax) != (new.umin, new.umax, new.smin, new.smax):
         # known high bits would undo the widening: keep only the low ones (alignment)
-        low = (tmask & -tmask) - 1 if tmask else M64
-        tval, tmask = tval & low, M64 & ~low
-    return _bounds((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi)
+        low = (tmask & -tmask) - 1 if tmask else MASK64
+        tval, tmask = tval & low, MASK64 & ~low
+    return bounded((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi)
 
 
 def same_bounds(a: Scalar, b: Scalar) -> bool:
@@ -500,27 +344,27 @@ def widen_len(old: tuple[int, int], new: tuple[int, int], thresholds: Sequence[i
 
 # A conditional jump's relation when taken and when not, as (relation, swapped):
 # "gt" is "lt" with the operands swapped, and so on.
-BRANCH_RELATIONS: dict[str, tuple[tuple[str, bool], tuple[str, bool]]] = {
-    "jeq": (("eq", False), ("ne", False)),
-    "jne": (("ne", False), ("eq", False)),
-    "jlt": (("lt", False), ("le", True)),
-    "jle": (("le", False), ("lt", True)),
-    "jgt": (("lt", True), ("le", False)),
-    "jge": (("le", True), ("lt", False)),
-    "jslt": (("slt", False), ("sle", True)),
-    "jsle": (("sle", False), ("slt", True)),
-    "jsgt": (("slt", True), ("sle", False)),
-    "jsge": (("sle", True), ("slt", False)),
-    "jset": (("set", False), ("nset", False)),
+BRANCH_RELATIONS: dict[Op, tuple[tuple[str, bool], tuple[str, bool]]] = {
+    Op.JEQ: (("eq", False), ("ne", False)),
+    Op.JNE: (("ne", False), ("eq", False)),
+    Op.JLT: (("lt", False), ("le", True)),
+    Op.JLE: (("le", False), ("lt", True)),
+    Op.JGT: (("lt", True), ("le", False)),
+    Op.JGE: (("le", True), ("lt", False)),
+    Op.JSLT: (("slt", False), ("sle", True)),
+    Op.JSLE: (("sle", False), ("slt", True)),
+    Op.JSGT: (("slt", True), ("sle", False)),
+    Op.JSGE: (("sle", True), ("slt", False)),
+    Op.JSET: (("set", False), ("nset", False)),
 }
 
 Refined = tuple[Scalar, Scalar, int, int]
 
 
-def decide(op: str, bits: int, a: Scalar, b: Scalar) -> bool | None:
+def decide(op: Op, bits: int, a: Scalar, b: Scalar) -> bool | None:
     """The outcome of a comparison of two constants, else None."""
     if a.umin == a.umax and b.umin == b.umax:
-        mask = M64 if bits == 64 else M32
+        mask = MASK64 if bits == 64 else MASK32
         return CONDITIONS[bits][op](a.umin & mask, b.umin & mask)
     return None
 
@@ -530,7 +374,7 @@ def refine(relation: str, bits: int, a: Scalar, b: Scalar, len_lo: int, len_hi: 
     holding; None if it cannot hold."""
     if bits == 32:
         signed = relation in ("slt", "sle")
-        limit = (1 << 31) - 1 if signed else M32
+        limit = (1 << 31) - 1 if signed else MASK32
         if a.umax > limit or b.umax > limit:
             # only the low halves are compared: check feasibility, refine nothing
             pa, pb = _sext32(lo32(a)) if signed else lo32(a), _sext32(lo32(b)) if signed else lo32(b)
@@ -695,4 +539,4 @@ def shifted(x: Scalar, delta: int) -> tuple[int, int] | None:
     """The unsigned range of ``x + delta`` if it cannot wrap around, to carry a
     narrowing of ``x`` over to a value known to equal ``x + delta``."""
     lo, hi = x.umin + delta, x.umax + delta
-    return None if lo < 0 or hi > M64 else (lo, hi)
+    return None if lo < 0 or hi > MASK64 else (lo, hi)
