@@ -1,4 +1,5 @@
-"""Code generators, one module per target architecture, and the unicorn runner.
+"""Code generators: the shared emitter template (``template``), one module per
+target architecture, the native ABI (``base``) and listings.
 
 Nothing outside this package knows a CPU register name. ``get_backend(arch)``
 imports a backend module only when it is asked for, so one backend never

@@ -48,7 +48,7 @@ stub is entered exactly like a helper and:
   helper runs (other map types, bad pointers with their proper error);
 * checks that the 4-byte key at R2 lies inside the BPF stack (where clang
   puts keys); else the fallback, which checks the access like any helper;
-* reads the u32 key and the descriptor fields (offsets ``jit.maps.Desc``)
+* reads the u32 key and the descriptor fields (offsets ``jit.core.abi.Desc``)
   and returns ``values + key * value_stride``, or 0 when ``key >=
   max_entries``, without leaving generated code.
 
@@ -77,7 +77,7 @@ class CodegenOptions:
     max_steps: int | None = None  # count back-edges and calls when set
     bounds_check: bool | str = False  # False | True | "auto" (issue 7)
     array_maps: tuple[int, ...] = ()  # descriptor addresses the map-lookup stub serves
-    # Run-time bounds checks: slot -> where the access may land (jit.safety
+    # Run-time bounds checks: slot -> where the access may land (jit.analysis.checks
     # plans them from bounds_check and the verifier's result).
     checks: Mapping[int, Check] = field(default_factory=dict, hash=False)
     # The program's host memory blocks (maps, global data): where Check.BLOCKS lets an access land.

@@ -5,18 +5,21 @@ never a KeyError."""
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 import jit
+from backends import architectures, get_backend, template
+from backends.base import CodegenOptions
 from jit.analysis import fixpoint
 from jit.core import isa
-from jit.core.bytecode import Dispatch
+from jit.core.bytecode import Bytecode, Dispatch, Instruction
 from jit.core.isa import Op
 from jit.runtime import interpreter
 from jit.tools import fuzz
 
-ENGINES = {"interpreter": interpreter.DISPATCH, "verifier": fixpoint.DISPATCH}
+ENGINES = {"interpreter": interpreter.DISPATCH, "verifier": fixpoint.DISPATCH, "backends": template.LOWERING}
 
 
 @pytest.mark.parametrize("name", sorted(ENGINES))
@@ -59,3 +62,40 @@ def test_the_fuzzer_covers_the_table() -> None:
     for _ in range(300):
         seen |= {insn.op for insn in jit.assemble(fuzz.generate(rng).program()).instructions}
     assert set(fuzz.GENERATORS.handlers) <= seen, set(fuzz.GENERATORS.handlers) - seen
+
+
+@pytest.mark.parametrize("arch", architectures())
+def test_every_backend_provides_every_primitive(arch: str) -> None:
+    emitter = get_backend(arch).emitter
+    assert not emitter.__abstractmethods__
+    assert all(callable(getattr(emitter, name)) for name in set(template.LOWERING.handlers.values()))
+
+
+@pytest.mark.parametrize("arch", architectures())
+def test_backend_reports_an_unhandled_op(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    handlers = {op: name for op, name in template.LOWERING.handlers.items() if op is not Op.NEG}
+    monkeypatch.setattr(template, "LOWERING", Dispatch("backend", handlers))
+    with pytest.raises(jit.CompileError, match=r"instruction 1 \(neg %r0\): the backend has no handler for NEG"):
+        get_backend(arch).compile(jit.assemble("mov %r0, 1\nneg %r0\nexit"), CodegenOptions())
+
+
+def _row(mnemonic: str) -> isa.OpSpec:
+    return next(spec for spec in isa.ISA if spec.mnemonic == mnemonic)
+
+
+@pytest.mark.parametrize("arch", architectures())
+@pytest.mark.parametrize("off", [5, -3])
+def test_backend_rejects_a_jump_outside_the_program(arch: str, off: int) -> None:
+    """The JIT front door checks control flow once, but a backend called
+    directly still refuses a bad target with a CompileError, not a KeyError
+    or an assembler message."""
+    prog = Bytecode((Instruction(_row("ja"), off=off), Instruction(_row("exit"))))
+    with pytest.raises(jit.CompileError, match=re.escape(f"instruction 0 (ja {off:+d}): jump target {off + 1} is not")):
+        get_backend(arch).compile(prog, CodegenOptions())
+
+
+@pytest.mark.parametrize("arch", architectures())
+@pytest.mark.parametrize("value", [-1, 1 << 63, 1.5, True, "10"])
+def test_backend_refuses_a_budget_it_cannot_count(arch: str, value: object) -> None:
+    with pytest.raises(jit.CompileError, match=r"max_steps must be an int in 0..2\*\*63-1, not "):
+        get_backend(arch).compile(jit.assemble("exit"), CodegenOptions(max_steps=value))  # type: ignore[arg-type]
