@@ -4,7 +4,9 @@
 a subprogram or into the next one, that every instruction is reachable, that
 there are no loops unless allowed, that local calls do not recurse nor nest
 more than ``MAX_CALL_DEPTH`` frames deep, that called helpers are registered
-and that R10 is never written. It returns the :class:`Cfg`: the leaders (where
+and that R10 is never written. Unreachable instructions are not an error here (every engine runs such
+a program the same way) but are recorded for the strict mode. It returns
+the :class:`Cfg`: the leaders (where
 the fixpoint stores states), the loop heads (where it widens) and the
 widening thresholds of each register.
 """
@@ -12,7 +14,7 @@ widening thresholds of each register.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jit.analysis.scalar import LEN_MAX
 from jit.core import isa
@@ -30,13 +32,16 @@ _ALU_OPS = isa.ALU_BINARY_OPS | {Op.MOVSX, Op.NEG, Op.LE, Op.BE, Op.BSWAP}
 @dataclass(frozen=True)
 class Cfg:
     """What the fixpoint needs to know of the control flow: where blocks start
-    (``leaders``), where loops start (``loop_heads``), the deepest chain of
+    (``leaders``), where loops start (``loop_heads``) and which instructions
+    each loop holds (``loop_bodies``, the head included), the deepest chain of
     frames, and where widening stops first (per register, then one for the rest)."""
 
     leaders: frozenset[int]
     loop_heads: frozenset[int]
     max_depth: int
     thresholds: tuple[tuple[int, ...], ...]
+    loop_bodies: Mapping[int, frozenset[int]] = field(default_factory=dict)
+    unreachable: int | None = None  # the first instruction no path reaches (Linux refuses those)
 
 
 def fail(prog: Program, pc: int, message: str) -> VerifierError:
@@ -75,15 +80,35 @@ def check_structure(prog: Program, allow_loops: bool, helpers: Mapping[int, Help
             elif insn.spec.flow is Flow.CALL:
                 leaders.add(pc + 1)
     called = _check_calls(prog, calls)
-    for pc, _ in prog:
-        if pc not in reached or _function_of(starts, pc) not in called:
-            raise fail(prog, pc, "is unreachable: no path from the program's entry leads to it")
+    unreachable = next((pc for pc, _ in prog if pc not in reached or _function_of(starts, pc) not in called), None)
     if back_edges and not allow_loops:
         src, dst = min(back_edges)
         raise fail(prog, src, f"jumps back to instruction {dst}, a loop, and loops are not allowed (allow_loops=False)")
     loop_heads.update(dst for _, dst in back_edges)
     depth = _call_depth(prog, calls)
-    return Cfg(frozenset(leaders), frozenset(loop_heads), depth, thresholds(prog))
+    bodies = _loop_bodies(insns, back_edges)
+    return Cfg(frozenset(leaders), frozenset(loop_heads), depth, thresholds(prog), bodies, unreachable)
+
+
+def _loop_bodies(insns: Mapping[int, Instruction], back_edges: list[tuple[int, int]]) -> dict[int, frozenset[int]]:
+    """Head -> the instructions of its natural loop: those from which a back
+    edge to the head is reachable without passing the head."""
+    if not back_edges:
+        return {}
+    preds: dict[int, list[int]] = {}
+    for pc, insn in insns.items():
+        for nxt in insn.successors(pc):
+            preds.setdefault(nxt, []).append(pc)
+    bodies: dict[int, set[int]] = {}
+    for src, head in back_edges:
+        body = bodies.setdefault(head, {head})
+        todo = [src]
+        while todo:
+            pc = todo.pop()
+            if pc not in body:
+                body.add(pc)
+                todo += preds.get(pc, ())
+    return {head: frozenset(body) for head, body in bodies.items()}
 
 
 def _leaves_subprogram(prog: Program, pc: int, insn: Instruction, nxt: int, start: int, end: int) -> VerifierError:

@@ -20,8 +20,10 @@ accesses (loads, stores, atomics) get a check, and where each may land
   aligned, for an atomic): R10 is read-only, so it is safe by construction.
 * ``False``: none (the peer JITs' behaviour, for benchmarking).
 
-Without a verifier result (``jit.compile(verify=False)``), ``"auto"`` has
-nothing proven and checks like ``True``.
+Without a verifier result (``jit.compile(verify=False)``), or when the
+verifier found a possible violation only on a state that joining paths made
+imprecise (``VerifierResult.imprecise``: nothing it derived can be trusted
+then), ``"auto"`` has nothing proven and checks like ``True``.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def plan_checks(prog: Bytecode, bounds_check: bool | str, result: VerifierResult
     if mode is False:
         return {}
     accesses = [(pc, insn) for pc, insn in prog if insn.spec.access is not None]
-    if mode is True or result is None:
+    if mode is True or result is None or result.imprecise is not None:
         # R10-relative accesses are safe by construction only while R10 is read-only:
         # the verifier guarantees it; without it, the program must not write R10 anywhere.
         trusted_r10 = result is not None or not writes_frame_pointer(prog)

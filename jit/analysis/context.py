@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from jit.analysis.scalar import Scalar
+from jit.analysis.scalar import Scalar, unknown
 from jit.analysis.state import Pointer, Region, State, Unset, Work
 from jit.core.errors import VerifierError
 from jit.core.helpers import Helper
@@ -57,6 +57,7 @@ class Context:
         self.maps = getattr(prog, "maps", None) or {}
         self.notes: dict[int, str] = {}
         self.regions: dict[int, set[Region]] = {}
+        self.lenient: dict[int, str] = {}
         self.path: Path = None
         self.pc = 0
 
@@ -76,17 +77,27 @@ class Context:
         if region is not None:
             regions.add(region)
 
+    def not_linux(self, pc: int, message: str) -> None:
+        """Record something Linux refuses but every engine defines the same way
+        (an uninitialised register or stack byte read, unreachable code):
+        :func:`jit.verify` rejects it, ``jit.compile`` runs it with a zeroed stack."""
+        if pc not in self.lenient:
+            self.lenient[pc] = f"{self.prog.describe(pc)}: {message}\n  {show_path(self.path, pc)}"
+
     def read(self, w: Work, reg: int) -> Scalar | Pointer:
-        """The value of ``reg``; an error if it is unreadable on this path."""
+        """The value of ``reg``: an unknown scalar (and a :meth:`not_linux`
+        finding) if it is unreadable on this path."""
         value = w.regs[reg]
         if isinstance(value, Unset):
             if value.by is not None:
-                raise self.error(
-                    self.pc,
+                message = (
                     f"reads %r{reg}, which the call at {self.prog.describe(value.by)} clobbered"
-                    " (R1-R5 are unreadable after a call until written again)",
+                    " (R1-R5 are unreadable after a call until written again)"
                 )
-            raise self.error(self.pc, f"reads %r{reg}, which is not initialised on this path")
+            else:
+                message = f"reads %r{reg}, which is not initialised on this path"
+            self.not_linux(self.pc, message)
+            value = unknown(w.fresh())
         return value
 
     def map_by_reference(self, by_index: bool, ref: int) -> object:

@@ -372,6 +372,9 @@ def decide(op: Op, bits: int, a: Scalar, b: Scalar) -> bool | None:
 def refine(relation: str, bits: int, a: Scalar, b: Scalar, len_lo: int, len_hi: int) -> Refined | None:
     """``a`` and ``b`` (and the bounds on len) narrowed by ``a <relation> b``
     holding; None if it cannot hold."""
+    if bits == 32 and relation in ("set", "nset") and b.umax <= MASK32:
+        # (a & b) & MASK32 == a & b when b has no upper bits: the 64-bit test, exactly
+        return _refine_set(relation == "set", a, b, len_lo, len_hi)
     if bits == 32:
         signed = relation in ("slt", "sle")
         limit = (1 << 31) - 1 if signed else MASK32

@@ -133,7 +133,7 @@ def _stack_access(
     if not stores:
         missing = _first_unwritten(stack, first, end)
         if missing is not None:
-            raise cx.error(
+            cx.not_linux(
                 pc,
                 f"{what} reads the stack byte at offset {missing - frame_size} of {frame}, which is not"
                 " initialised on this path",
@@ -144,7 +144,8 @@ def _stack_access(
         slot = stack.get(first // 8, 0)
         if loads and not isinstance(slot, int) and first % 8 + size <= 8:
             loaded = _from_spill(slot, first % 8, size, signed, loaded)
-        _write_stack(stack, first, size, value if stores else None)
+        if not loads:  # an atomic leaves plain written bytes, a store may spill
+            _write_stack(stack, first, size, value if stores else None)
     else:
         for index in range(first // 8, (end + 7) // 8):  # a write somewhere in the window
             if not isinstance(stack.get(index, 0), int) and not loads:

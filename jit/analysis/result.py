@@ -12,7 +12,8 @@ from jit.analysis.state import Region
 class VerifierResult:
     """What :func:`jit.analysis.verifier.analyze` found. ``unproven`` holds the
     slots of the accesses (and indirect calls) it could not prove safe,
-    ``notes`` says why for each.
+    ``notes`` says why for each. ``imprecise`` is set when a violation was
+    found on a state made imprecise by joins: then nothing is proven.
 
     ``regions`` gives, for each unproven slot, the region(s) the access is
     meant for: a run-time check must confine the access to those regions
@@ -29,3 +30,17 @@ class VerifierResult:
     regions: Mapping[int, frozenset[Region]] = field(default_factory=dict)
     states_stored: int = 0
     loops: bool = False
+    # Set when a violation was found only on a state that joining or widening
+    # made imprecise: the program is neither proven safe nor proven unsafe.
+    # The message says where; jit.compile then checks every access at run time.
+    imprecise: str | None = None
+    # What Linux refuses but every engine runs the same way, slot -> message:
+    # reads of uninitialised registers or stack bytes (a zeroed stack makes
+    # them defined), unreachable instructions. jit.verify rejects them.
+    lenient: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def proven(self) -> bool:
+        """Whether the program passes the strict, Linux-like checks: every
+        access proven safe, nothing read before it is written, no dead code."""
+        return not self.unproven and self.imprecise is None and not self.lenient

@@ -11,12 +11,26 @@ where paths meet and widened at loop heads, so verification always
 terminates; a state included in one already verified at the same instruction
 is pruned.
 
-A definite violation raises :class:`jit.VerifierError` naming the instruction
-and, for path-dependent errors, the path reaching it. A memory access that is
-merely not provably safe is listed in ``VerifierResult.unproven`` (with a note
-saying why, and in ``regions`` the region it must stay in), for
-``jit.compile(bounds_check="auto")`` to check at run time; :func:`verify`
-(the strict, Linux-like mode) rejects those too.
+Three outcomes, kept apart:
+
+* a violation found on an *exact* state (no join or widening contributed)
+  raises :class:`jit.VerifierError` naming the instruction and the path;
+* a memory access that is merely not provably safe is listed in
+  ``VerifierResult.unproven`` (with a note saying why, and in ``regions`` the
+  region it must stay in), for ``jit.compile(bounds_check="auto")`` to check
+  at run time;
+* a violation found only on a state that joining made imprecise sets
+  ``VerifierResult.imprecise``: nothing is proven then, and ``jit.compile``
+  checks every access at run time with a zeroed stack.
+
+Before giving either of the last two answers the verifier runs a second,
+path-sensitive pass (:mod:`jit.analysis.fixpoint`: paths kept apart, bounded
+loops unrolled iteration by iteration, within a budget). Reads of
+uninitialised registers or stack bytes and unreachable instructions, which
+Linux refuses but every engine runs the same way (a zeroed stack reads 0),
+are listed in ``VerifierResult.lenient``. :func:`verify`, the strict,
+Linux-like mode, rejects all of these: lenient findings, imprecise and
+unproven programs.
 
 Loops: at a loop head the first join already widens, each register's bounds
 stopping first at the constants the program compares that register with or
@@ -44,9 +58,10 @@ Choices (the RFC leaves them to the verifier):
   buffer is assumed to lie below address 2**52, so that comparing addresses is
   comparing offsets).
 * After a helper call, a local call and LD_ABS/LD_IND (which engines may
-  implement as calls) R1-R5 are unreadable until written again.
+  implement as calls) R1-R5 are unreadable until written again (a lenient
+  finding; the value is an unknown scalar).
 * Reading a stack byte that is not written on every path reaching the read is
-  an error, also through a variable offset.
+  a lenient finding, also through a variable offset.
 * Atomic accesses must be naturally aligned (the stack frame and the input
   buffer start 8-byte aligned).
 * Linux helper prototypes (the registry, :mod:`jit.core.helpers`) apply to the helpers
@@ -79,35 +94,40 @@ The modules, each with one job:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from jit.analysis.cfg import check_structure
-from jit.analysis.fixpoint import Analysis
+from jit.analysis.cfg import Cfg, check_structure
+from jit.analysis.fixpoint import UNROLL, Analysis, Imprecise, OverBudget
 from jit.analysis.result import VerifierResult
 from jit.analysis.state import Region
 from jit.core.errors import VerifierError
-from jit.core.helpers import declared_helpers
+from jit.core.helpers import Helper, declared_helpers
+from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.program import Program
 
 __all__ = ["Region", "VerifierResult", "analyze", "verify"]
 
 
 def analyze(
-    prog: Program,
+    prog: ProgramLike,
     *,
     mem_size: int | None = None,
     allow_loops: bool = True,
     helpers: Mapping[int, object] | None = None,
 ) -> VerifierResult:
-    """Verify ``prog``: raise :class:`VerifierError` for any definite violation,
+    """Verify ``prog`` (anything ``jit.compile`` accepts): raise :class:`VerifierError` for any definite violation,
     and list the accesses that are not provably safe in ``result.unproven``."""
     start = time.perf_counter()
+    prog = load_program(prog)
     table = declared_helpers(helpers)  # the registry's helpers, then the user's
     cfg = check_structure(prog, allow_loops, table)
-    analysis = Analysis(prog, cfg, table, mem_size)
-    analysis.run()
+    analysis, imprecise = _fixpoint(prog, cfg, table, mem_size, 0)
+    if imprecise or analysis.lenient:  # precision on demand: paths kept apart, loops unrolled
+        with contextlib.suppress(OverBudget):  # else the first pass's result stands
+            analysis, imprecise = _fixpoint(prog, cfg, table, mem_size, UNROLL)
     return VerifierResult(
         insns_processed=analysis.processed,
         states_pruned=analysis.pruned,
@@ -116,20 +136,49 @@ def analyze(
         elapsed=time.perf_counter() - start,
         notes=MappingProxyType(dict(sorted(analysis.notes.items()))),
         regions=MappingProxyType({pc: frozenset(r) for pc, r in sorted(analysis.regions.items())}),
-        states_stored=len(analysis.entries),
+        states_stored=analysis.stored,
         loops=bool(cfg.loop_heads),
+        imprecise=imprecise,
+        lenient=MappingProxyType(_lenient(prog, cfg, analysis)),
     )
 
 
+def _lenient(prog: Program, cfg: Cfg, analysis: Analysis) -> dict[int, str]:
+    found = dict(analysis.lenient)
+    if cfg.unreachable is not None:
+        pc = cfg.unreachable
+        found[pc] = f"{prog.describe(pc)}: is unreachable: no path from the program's entry leads to it"
+    return dict(sorted(found.items()))
+
+
+def _fixpoint(
+    prog: Program, cfg: Cfg, table: Mapping[int, Helper], mem_size: int | None, unroll: int
+) -> tuple[Analysis, str | None]:
+    """One run of the fixpoint, and the message of a violation found on an imprecise state."""
+    analysis = Analysis(prog, cfg, table, mem_size, unroll)
+    try:
+        analysis.run()
+    except Imprecise as exc:
+        return analysis, str(exc)
+    return analysis, None
+
+
 def verify(
-    prog: Program,
+    prog: ProgramLike,
     *,
     mem_size: int | None = None,
     allow_loops: bool = True,
     helpers: Mapping[int, object] | None = None,
 ) -> VerifierResult:
     """:func:`analyze`, rejecting also every access it cannot prove safe."""
+    prog = load_program(prog)
     result = analyze(prog, mem_size=mem_size, allow_loops=allow_loops, helpers=helpers)
+    if result.lenient:
+        raise VerifierError(next(iter(result.lenient.values())))
+    if result.imprecise is not None:
+        raise VerifierError(
+            f"{result.imprecise}\n  (found after joining paths: the program may be safe, but this is not proven)"
+        )
     if result.unproven:
         pc = min(result.unproven)
         raise VerifierError(f"{prog.describe(pc)}: {result.notes[pc]}")

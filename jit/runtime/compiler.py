@@ -60,7 +60,10 @@ def compile(
     Python helper too (for comparison).
 
     Safety. The static verifier (:func:`jit.analysis.verifier.analyze`, with
-    these helpers) runs first: a definite violation raises VerifierError.
+    these helpers) runs first: a definite violation raises VerifierError. A
+    possible violation found only where joining paths lost precision is not
+    definite: the program then runs with every access checked and a zeroed
+    stack, as with ``verify=False`` (``fn.verification.imprecise`` says why).
     ``bounds_check`` then decides the run-time checks (:mod:`jit.analysis.checks`):
     ``"auto"`` checks exactly the loads, stores and atomics the verifier could
     not prove safe, True checks every one, False none (trusting the program,
@@ -111,7 +114,8 @@ def compile(
             check_control_flow(target)
         checks = plan_checks(target, bounds_check, verification)
         # a verified program never reads stack it did not write: no need to zero it per run
-        native = backend.compile(target, replace(options, checks=checks, zero_stack=verification is None))
+        zero_stack = verification is None or verification.imprecise is not None or bool(verification.lenient)
+        native = backend.compile(target, replace(options, checks=checks, zero_stack=zero_stack))
         if arch == host and not emulate:
             from jit.runtime.native import NativeProgram
 
