@@ -6,6 +6,7 @@ key words; programs are small enough to check by hand which path is meant.
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from pathlib import Path
@@ -752,3 +753,26 @@ def test_jset32_on_known_zero_low_bits_is_never_taken() -> None:
     text = "ldxdw %r3, [%r1]\nlsh %r3, 32\njset32 %r3, 0xffffffff, +2\nmov %r0, 0\nexit\nldxdw %r0, [%r10-8]\nexit"
     assert analyze(asm(text), mem_size=8).proven
     reject(text.replace("jset32", "jset"), 5, "not initialised", mem_size=8)
+
+
+# --- generated run-time-safe programs ---------------------------------------------------
+
+
+def test_generated_run_time_safe_programs_compile_and_agree() -> None:
+    """The differential generator's programs run correctly on every engine
+    with verify=False; jit.compile's default settings must accept them too."""
+    from jit.tools import fuzz
+
+    rng = random.Random(11)
+    compiled = 0
+    for _ in range(120):
+        case = fuzz.generate(rng)
+        text, mem = case.program(), bytes(case.mem_size)
+        try:
+            want = jit.interpret(text, mem=mem, helpers=fuzz.FUZZ_HELPERS, max_steps=100_000)
+        except jit.BpfError:
+            continue  # not run-time safe: nothing to require
+        for arch in ("x86_64", "arm64"):
+            assert jit.compile(text, arch=arch, helpers=fuzz.FUZZ_HELPERS)(mem) == want, text
+        compiled += 1
+    assert compiled >= 100
