@@ -776,3 +776,20 @@ def test_generated_run_time_safe_programs_compile_and_agree() -> None:
             assert jit.compile(text, arch=arch, helpers=fuzz.FUZZ_HELPERS)(mem) == want, text
         compiled += 1
     assert compiled >= 100
+
+
+def test_a_pointer_forgotten_at_an_unknown_helper_is_checked_not_refused() -> None:
+    """A helper without a prototype, given a stack pointer, may have overwritten
+    the frame: the spilled pointer is forgotten. That is imprecision, not a
+    violation: jit.compile checks the access at run time, jit.verify refuses."""
+    helpers = {100: lambda a, b, c, d, e: a + 1}
+    text = "stxdw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -16\nstdw [%r10-16], 0\ncall 100\n"
+    text += "ldxdw %r2, [%r10-8]\nldxb %r0, [%r2]\nexit"
+    with pytest.raises(VerifierError, match="not proven"):
+        jit.verify(text, mem_size=1, helpers=helpers)
+    for arch in ("x86_64", "arm64"):
+        fn = jit.compile(text, helpers=helpers, arch=arch)
+        assert fn.verification.imprecise is not None and 6 in fn.native.checked
+        assert fn(b"\x07") == 7
+    untouched = text.replace("mov %r1, %r10\nadd %r1, -16\n", "mov %r1, 5\n")  # no stack pointer given
+    assert jit.verify(untouched, mem_size=1, helpers=helpers).proven

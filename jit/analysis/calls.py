@@ -37,7 +37,7 @@ def call_helper(cx: Context, calls: CallStack, pc: int, insn: Instruction, w: Wo
         for reg in ARGUMENT_REGISTERS:
             value = w.regs[reg]
             if isinstance(value, Pointer) and value.region is Region.STACK:
-                forget_spills(w.stacks[value.frame])
+                forget_spills(cx, w.stacks[value.frame])
     w.regs[0] = result
     w.clobber(pc)
 
@@ -80,7 +80,7 @@ def _helper_memory(cx: Context, w: Work, reg: int, pointer: Pointer, nbytes: int
     if nbytes is None:
         cx.unproven(cx.pc, f"cannot prove the memory {name} accesses through %r{reg} is in bounds", pointer.region)
         if out and pointer.region is Region.STACK:
-            forget_spills(w.stacks[pointer.frame])
+            forget_spills(cx, w.stacks[pointer.frame])
         return
     if nbytes == 0:
         return

@@ -58,6 +58,7 @@ class Context:
         self.notes: dict[int, str] = {}
         self.regions: dict[int, set[Region]] = {}
         self.lenient: dict[int, str] = {}
+        self.exact = True  # whether the state being simulated is exact (no join contributed)
         self.path: Path = None
         self.pc = 0
 

@@ -168,11 +168,14 @@ def _in_bounds(offset: Scalar, off: int, size: int, len_lo: int, len_hi: int, re
     return "maybe"
 
 
-def forget_spills(stack: dict[int, Slot]) -> None:
+def forget_spills(cx: Context, stack: dict[int, Slot]) -> None:
     """Spilled values of a frame something unknown may have overwritten are
-    plain written bytes now."""
+    plain written bytes now. Forgetting a spilled pointer loses precision, not
+    safety: the path's state is no longer exact (a violation found later on it
+    is a reason for run-time checks, not for a rejection)."""
     for index, slot in stack.items():
         if not isinstance(slot, int):
+            cx.exact = cx.exact and not isinstance(slot, Pointer)
             stack[index] = 0xFF
 
 
