@@ -56,7 +56,7 @@ from backends.base import (
     emitted_checks,
 )
 from jit.core import isa
-from jit.core.abi import Check, ErrorCode, Span
+from jit.core.abi import Check, ErrorCode, Span, check_max_steps
 from jit.core.bytecode import Bytecode, Dispatch, Instruction
 from jit.core.errors import CompileError
 from jit.core.isa import Form, Op
@@ -88,14 +88,6 @@ LOWERING: Dispatch[str] = Dispatch(
 
 # Code that belongs to no instruction, under its NativeCode.labels name.
 STUBS = ("prologue", "epilogue", "exit0", "fail", "map_lookup", "bounds_checks", "error_stubs", "fell_off")
-MAX_STEPS = 1 << 63
-
-
-def checked_max_steps(options: CodegenOptions) -> None:
-    """Raise CompileError unless ``options.max_steps`` is None or a budget the code can count."""
-    value = options.max_steps
-    if value is not None and (type(value) is not int or not 0 <= value < MAX_STEPS):
-        raise CompileError(f"max_steps must be an int in 0..2**63-1, not {value!r}")
 
 
 class Emitter(ABC):
@@ -109,7 +101,7 @@ class Emitter(ABC):
     LOCAL: ClassVar[str]  # prefix of every label the emitter makes
 
     def __init__(self, prog: Bytecode, options: CodegenOptions):
-        checked_max_steps(options)
+        check_max_steps(options.max_steps)
         self.prog = prog
         self.options = options
         self.items: list = []

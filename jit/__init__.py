@@ -37,6 +37,7 @@ _EXPORTS = {
     "HelperError": "jit.core.errors",
     "MemoryAccessError": "jit.core.errors",
     "StepLimitError": "jit.core.errors",
+    "UsageError": "jit.core.errors",
     "VerifierError": "jit.core.errors",
     "Instruction": "jit.core.bytecode",
     "Program": "jit.frontend.program",
@@ -56,6 +57,7 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+__version__ = "0.1.0"  # pyproject.toml reads it from here
 
 
 def __getattr__(name: str) -> object:

@@ -97,5 +97,5 @@ def test_backend_rejects_a_jump_outside_the_program(arch: str, off: int) -> None
 @pytest.mark.parametrize("arch", architectures())
 @pytest.mark.parametrize("value", [-1, 1 << 63, 1.5, True, "10"])
 def test_backend_refuses_a_budget_it_cannot_count(arch: str, value: object) -> None:
-    with pytest.raises(jit.CompileError, match=r"max_steps must be an int in 0..2\*\*63-1, not "):
+    with pytest.raises(jit.UsageError, match=r"max_steps must be an int in 0..2\*\*63-1, not "):
         get_backend(arch).compile(jit.assemble("exit"), CodegenOptions(max_steps=value))  # type: ignore[arg-type]

@@ -74,7 +74,7 @@ def _imports(module: str, path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _layer(module: str) -> int:
-    if module == "jit":
+    if module in ("jit", "jit.__main__"):  # the facade and `python -m jit`
         return len(LAYERS) - 1
     for index, prefixes in enumerate(LAYERS):
         for prefix in (prefixes,) if isinstance(prefixes, str) else prefixes:

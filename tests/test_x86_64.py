@@ -258,7 +258,7 @@ def test_r1_to_r5_survive_a_helper_that_clobbers_them() -> None:
 def test_bounds_check_and_max_steps_options_are_validated() -> None:
     with pytest.raises(jit.CompileError, match="bounds_check must be 'auto', True or False, not 'yes'"):
         jit.compile("mov %r0, 0\nexit", bounds_check="yes")
-    with pytest.raises(jit.CompileError, match="max_steps must be"):
+    with pytest.raises(jit.UsageError, match="max_steps must be"):
         compile_text("exit", max_steps=-1)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from jit.core.errors import UsageError
 from jit.core.isa import MAX_CALL_DEPTH, STACK_SIZE
 
 
@@ -102,3 +103,12 @@ class Span:
 
     def contains(self, addr: int, size: int) -> bool:
         return self.start <= addr and addr + size <= self.end
+
+
+MAX_STEPS = 1 << 63  # the step budget is a signed 64-bit counter in native code
+
+
+def check_max_steps(value: object) -> None:
+    """Raise UsageError unless ``value`` is None or a step budget every engine can count."""
+    if value is not None and (type(value) is not int or not 0 <= value < MAX_STEPS):
+        raise UsageError(f"max_steps must be an int in 0..2**63-1, not {value!r}")

@@ -11,6 +11,11 @@ class BpfError(Exception):
     """Base class of every error raised by this library."""
 
 
+class UsageError(BpfError, TypeError, ValueError):
+    """A public function was given an argument it cannot use (wrong type or
+    value). Also a TypeError and a ValueError, as Python's own would be."""
+
+
 class DecodeError(BpfError):
     """Malformed bytecode: bad opcode, register, reserved field or length."""
 

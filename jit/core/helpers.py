@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from jit.core.bits import MASK64
+from jit.core.errors import UsageError
 
 
 class HelperId(enum.IntEnum):
@@ -179,7 +180,7 @@ def make_helper(helper_id: int, value: object, builtin: bool = False) -> Helper:
         name = getattr(value, "__name__", f"native@0x{address:x}")
         return Helper(helper_id, name, address=address, prototype=prototype_for(helper_id, name))
     if not callable(value):
-        raise TypeError(f"helper {helper_id}: expected a callable or a native function address, got {value!r}")
+        raise UsageError(f"helper {helper_id}: expected a callable or a native function address, got {value!r}")
     try:
         params = inspect.signature(value).parameters
         wants_memory = "memory" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -198,7 +199,7 @@ def resolve_helpers(builtins: Mapping[int, object], user: Mapping[int, object] |
     table = {helper_id: make_helper(helper_id, value, builtin=True) for helper_id, value in builtins.items()}
     for helper_id, value in (user or {}).items():
         if not isinstance(helper_id, int) or not 0 <= helper_id < 2**31:
-            raise TypeError(f"helper ids are ints in 0..2**31-1, got {helper_id!r}")
+            raise UsageError(f"helper ids are ints in 0..2**31-1, got {helper_id!r}")
         if value is None:
             table.pop(helper_id, None)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jit.core.bytecode import Bytecode
+from jit.core.errors import UsageError
 from jit.frontend.program import Program
 
 ProgramLike = Program | bytes | bytearray | memoryview | str | Path
@@ -25,13 +26,24 @@ def load_program(source: ProgramLike, section: str | None = None) -> Program:
         return Program(source.instructions, name=source.name)
     if isinstance(source, bytes | bytearray | memoryview):
         return Program.from_bytes(source)
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).is_file()):
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and _is_file(source)):
         return load_file(Path(source), section)
     if isinstance(source, str):
         from jit.frontend.asm import assemble
 
         return assemble(source)
-    raise TypeError(f"cannot make a program from {type(source).__name__}")
+    raise UsageError(
+        f"cannot make a program from {type(source).__name__}: give a jit.Program, bytecode"
+        " (bytes, bytearray, memoryview), assembly text or a file path"
+    )
+
+
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names an existing file (a name the OS refuses is not one)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def load_file(path: Path, section: str | None = None) -> Program:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jit.core.errors import UsageError
+
 Mem = bytes | bytearray | memoryview | None
 
 
@@ -21,4 +23,4 @@ def writable_buffer(mem: Mem) -> tuple[bytearray | memoryview, bool]:
         return bytearray(mem.tobytes()), False
     if isinstance(mem, bytes):
         return bytearray(mem), False
-    raise TypeError(f"mem must be None, bytes, bytearray or memoryview, not {type(mem).__name__}")
+    raise UsageError(f"mem must be None, bytes, bytearray or memoryview, not {type(mem).__name__}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from backends.base import NativeCode
 from jit.core.abi import ErrorCode, Span
-from jit.core.errors import ExecutionError, HelperError, MemoryAccessError
+from jit.core.errors import ExecutionError, HelperError, MemoryAccessError, UsageError
 from jit.core.helpers import Helper
 from jit.core.isa import Op
 from jit.runtime.buffers import Mem, writable_buffer
@@ -115,8 +115,8 @@ class CompiledProgram(ABC):
 
     def run_many(self, mem: Mem, n: int) -> int:
         """Run ``n`` times on the same buffer in one native loop; returns the last R0."""
-        if type(n) is not int or n < 1:
-            raise ValueError(f"run_many needs a repeat count n >= 1, got {n!r}")
+        if type(n) is not int or not 1 <= n < 1 << 63:
+            raise UsageError(f"run_many needs a repeat count n in 1..2**63-1, got {n!r}")
         if self.tail_calls is not None:
             return self.tail_calls.run_many(self, mem, n)
         return self.run_direct(mem, n)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from jit.core.abi import check_max_steps
 from jit.core.bytecode import check_control_flow
 from jit.core.errors import CompileError
 from jit.core.helpers import HelperId
@@ -87,6 +88,7 @@ def compile(
     from jit.analysis.verifier import analyze
 
     validate_mode(bounds_check)
+    check_max_steps(max_steps)
     program = load_program(prog, section)
     host = host_arch()
     arch = arch or host

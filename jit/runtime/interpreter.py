@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from jit.core import isa
+from jit.core.abi import check_max_steps
 from jit.core.bits import MASK32, MASK64, sign_extend
 from jit.core.bytecode import Dispatch, Instruction
 from jit.core.errors import CallDepthError, CompileError, ExecutionError, HelperError, StepLimitError
@@ -473,6 +474,7 @@ def run(
     than 8 frames, running past ``max_steps`` instructions or past the end.
     With ``trace`` (a list), every step appends ``(slot, registers before it)``.
     """
+    check_max_steps(max_steps)
     program = load_program(prog)
     chain, table = _helper_table(program, helpers)
     if not program.maps:  # no prog array, so no tail calls

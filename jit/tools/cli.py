@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import jit
 from jit.core.errors import BpfError
 from jit.frontend.loader import load_program
 from jit.frontend.program import Program
@@ -226,22 +227,41 @@ def cmd_bench(argv: list[str]) -> int:
     return main(argv)
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _program_file(text: str) -> str:
+    """An argparse type: a program file that exists."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bpfjit", description="eBPF JIT compiler: run, inspect and benchmark programs"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {jit.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a program and print R0")
-    run.add_argument("program", help="bytecode (.bin), assembly (.s) or conformance test (.data)")
+    run.add_argument("program", type=_program_file, help="bytecode (.bin), assembly (.s) or conformance test (.data)")
     run.add_argument("--mem", help="file holding the input buffer (R1/R2)")
     run.add_argument("--write-mem", action="store_true", help="write the buffer back to --mem afterwards")
     run.add_argument("--engine", help="engine name (default: native code for this host)")
     run.add_argument("--arch", choices=["x86_64", "arm64"], help="shortcut: native on this host, else emulated")
     run.add_argument("--section", help="program section of an ELF object")
     run.add_argument("--dump-maps", action="store_true", help="print every map's entries afterwards")
-    run.add_argument("--repeat", type=int, default=1, help="run N times (native batch loop where available)")
-    run.add_argument("--max-steps", type=int, help="stop runaway programs after this budget")
+    run.add_argument("--repeat", type=_count, default=1, help="run N times (native batch loop where available)")
+    run.add_argument("--max-steps", type=_count, help="stop runaway programs after this budget")
     run.add_argument("--hex", action="store_true", help="print R0 in hex")
     run.set_defaults(func=cmd_run)
 
@@ -250,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
     sections.set_defaults(func=cmd_sections)
 
     dis = sub.add_parser("disasm", help="disassemble a program (BPF, or native with --native ARCH)")
-    dis.add_argument("program")
+    dis.add_argument("program", type=_program_file)
     dis.add_argument("--native", choices=["x86_64", "arm64"], help="show the generated machine code instead")
     dis.add_argument("--labels", action="store_true", help="print jump targets as labels")
     dis.set_defaults(func=cmd_disasm)
@@ -270,14 +290,14 @@ def _parser() -> argparse.ArgumentParser:
     conf.set_defaults(func=cmd_conformance)
 
     check = sub.add_parser("check", help="run a program on every engine and report any difference")
-    check.add_argument("program")
+    check.add_argument("program", type=_program_file)
     check.add_argument("--mem", help="file holding the input buffer")
     check.add_argument("--engine", action="append", help="engines to compare (repeatable; the first is the reference)")
-    check.add_argument("--max-steps", type=int, default=1_000_000, help="budget of every run")
+    check.add_argument("--max-steps", type=_count, default=1_000_000, help="budget of every run")
     check.set_defaults(func=cmd_check)
 
     fuzz = sub.add_parser("fuzz", help="random-program campaign across every engine")
-    fuzz.add_argument("--count", type=int, default=1000)
+    fuzz.add_argument("--count", type=_count, default=1000)
     fuzz.add_argument("--seed", type=int, default=0)
     fuzz.add_argument("--out", default="fuzz-divergences", help="folder for minimised reproducers")
     fuzz.add_argument(

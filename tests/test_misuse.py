@@ -1,0 +1,100 @@
+"""Misuse of the public API and the CLI: a jit.BpfError subclass saying what
+to give instead, never a raw TypeError, ValueError or OSError."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import jit
+
+PROGRAM = "mov %r0, 1\nexit"
+
+
+@pytest.mark.parametrize("mem", ["abc", 5, [1, 2], 1.5], ids=["str", "int", "list", "float"])
+def test_a_buffer_of_the_wrong_type(mem: object) -> None:
+    fn = jit.compile(PROGRAM)
+    with pytest.raises(jit.UsageError, match=r"mem must be None, bytes, bytearray or memoryview"):
+        fn(mem)  # type: ignore[arg-type]
+    with pytest.raises(jit.UsageError):
+        jit.interpret(PROGRAM, mem=mem)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("prog", [[1, 2], 5, None], ids=["list", "int", "None"])
+def test_a_program_of_the_wrong_type(prog: object) -> None:
+    for entry in (jit.compile, jit.verify, jit.interpret):
+        with pytest.raises(jit.UsageError, match=r"cannot make a program from .*: give a jit.Program"):
+            entry(prog)  # type: ignore[arg-type]
+
+
+def test_bad_helpers() -> None:
+    with pytest.raises(jit.UsageError, match=r"helper 100: expected a callable or a native function address"):
+        jit.compile("call 100\nexit", helpers={100: "x"})
+    with pytest.raises(jit.UsageError, match=r"helper ids are ints in 0..2\*\*31-1, got 'a'"):
+        jit.compile(PROGRAM, helpers={"a": len})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("n", [0, -1, 2**63, 2**64, 1.0, True], ids=str)
+def test_run_many_counts(n: object) -> None:
+    fn = jit.compile(PROGRAM)
+    with pytest.raises(jit.UsageError, match=r"run_many needs a repeat count n in 1..2\*\*63-1"):
+        fn.run_many(None, n)  # type: ignore[arg-type]
+
+
+def test_usage_errors_are_also_the_python_convention() -> None:
+    with pytest.raises(TypeError):
+        jit.compile(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        jit.compile(PROGRAM).run_many(None, 0)
+
+
+def test_text_too_long_for_a_file_name_is_read_as_assembly() -> None:
+    with pytest.raises(jit.AssemblyError, match="unknown mnemonic"):
+        jit.compile("x" * 100_000)
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    assert jit.__version__ == version("bpfjit")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "jit", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_python_m_jit_and_version() -> None:
+    done = _cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"bpfjit {jit.__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "nonexist.s"), "no such file: nonexist.s"),
+        (("run", "{prog}", "--repeat", "0"), "--repeat: expected a whole number >= 1, got '0'"),
+        (("run", "{prog}", "--max-steps", "-3"), "--max-steps: expected a whole number >= 1"),
+        (("fuzz", "--count", "-5"), "--count: expected a whole number >= 1, got '-5'"),
+        (("disasm", "missing.bin"), "no such file: missing.bin"),
+    ],
+)
+def test_cli_refuses_bad_arguments(args: tuple[str, ...], message: str, tmp_path) -> None:
+    prog = tmp_path / "prog.s"
+    prog.write_text(PROGRAM)
+    done = _cli(*(arg.format(prog=prog) for arg in args))
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "10", 2**63], ids=repr)
+def test_a_step_budget_every_engine_can_count(value: object) -> None:
+    """Checked before anything is compiled or run, the same on every entry point."""
+    for run in (
+        lambda: jit.compile(PROGRAM, max_steps=value),
+        lambda: jit.compile(PROGRAM, max_steps=value, arch="arm64"),
+        lambda: jit.interpret(PROGRAM, max_steps=value),
+    ):
+        with pytest.raises(jit.UsageError, match=r"max_steps must be an int in 0..2\*\*63-1, not "):
+            run()
