@@ -98,3 +98,40 @@ def test_a_step_budget_every_engine_can_count(value: object) -> None:
     ):
         with pytest.raises(jit.UsageError, match=r"max_steps must be an int in 0..2\*\*63-1, not "):
             run()
+
+
+def _engines() -> list:
+    return jit.engines()
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda engine: engine.name)
+@pytest.mark.parametrize("result", [None, 1.5, "1", b"\x01"], ids=repr)
+def test_a_helper_result_that_is_not_an_int_is_a_helper_error(engine, result: object) -> None:
+    run = engine.prepare("call 100\nexit", helpers={100: lambda *args: result})
+    with pytest.raises(jit.HelperError, match=r"helper 100 .*not an int"):
+        run(None)
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda engine: engine.name)
+def test_helper_results_are_taken_modulo_2_64(engine) -> None:
+    for result, r0 in ((-1, 2**64 - 1), (2**64 + 5, 5), (-(2**70), 0), (True, 1), (2**63, 2**63)):
+        run = engine.prepare("call 100\nexit", helpers={100: lambda *args, value=result: value})
+        assert run(None) == r0, result
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda engine: engine.name)
+@pytest.mark.parametrize("control", [KeyboardInterrupt, SystemExit, GeneratorExit], ids=lambda c: c.__name__)
+def test_control_exceptions_in_a_helper_pass_through_unchanged(engine, control: type[BaseException]) -> None:
+    calls = []
+
+    def helper(*args: int) -> int:
+        calls.append(args)
+        if len(calls) == 1:
+            raise control("stop")
+        return 5
+
+    run = engine.prepare("mov %r6, 7\ncall 100\nadd %r0, %r6\nexit", helpers={100: helper})
+    with pytest.raises(control) as raised:
+        run(None)
+    assert type(raised.value) is control and str(raised.value) == "stop"
+    assert run(None) == 12  # the interrupted run left nothing behind

@@ -153,11 +153,15 @@ class Helper:
         return self.address is not None
 
     def call(self, args: tuple[int, int, int, int, int], memory: MemoryAccessor) -> int:
-        """Call a Python helper; the result is truncated to 64 bits."""
+        """Call a Python helper. Its result must be an int (a bool counts); it is
+        taken modulo 2**64, so -1 is 0xffffffffffffffff. Anything else (None,
+        a float) is a TypeError, which the engines report as a HelperError."""
         if self.func is None:
             raise TypeError(f"helper {self.id} ({self.name}) is native and cannot be called from Python")
         result = self.func(*args, memory=memory) if self.wants_memory else self.func(*args)
-        return int(result or 0) & MASK64
+        if not isinstance(result, int):
+            raise TypeError(f"returned {result!r}, not an int (the value of R0)")
+        return result & MASK64
 
 
 def prototype_for(helper_id: int, name: str) -> Prototype | None:

@@ -298,6 +298,9 @@ class EmulatedProgram(CompiledProgram):
             if watchdog is not None:
                 watchdog.cancel()
                 watchdog.join()  # a late emu_stop must not hit the next run
+        failure = self._helper_failure
+        if failure is not None and not isinstance(failure[1], Exception):
+            raise failure[1]  # a helper's KeyboardInterrupt or SystemExit stopped the emulation
         pc = uc.reg_read(self.machine.pc)
         if pc != HALT:
             budget = []
