@@ -58,6 +58,7 @@ class Context:
         self.notes: dict[int, str] = {}
         self.regions: dict[int, set[Region]] = {}
         self.lenient: dict[int, str] = {}
+        self._unset_reads: dict[int, str] = {}  # pc -> "reads %rN, which ..." (for error messages)
         self.exact = True  # whether the state being simulated is exact (no join contributed)
         self.path: Path = None
         self.pc = 0
@@ -68,6 +69,9 @@ class Context:
 
     def error(self, pc: int, message: str) -> VerifierError:
         """A :class:`VerifierError` naming the instruction at ``pc`` and the path reaching it."""
+        unset = self._unset_reads.get(pc)
+        if unset is not None:  # the violation follows from that read: say so
+            message = f"{message} (it {unset})"
         return VerifierError(f"{self.prog.describe(pc)}: {message}\n  {show_path(self.path, pc)}")
 
     def unproven(self, pc: int, message: str, region: Region | None) -> None:
@@ -98,6 +102,7 @@ class Context:
             else:
                 message = f"reads %r{reg}, which is not initialised on this path"
             self.not_linux(self.pc, message)
+            self._unset_reads.setdefault(self.pc, message)
             value = unknown(w.fresh())
         return value
 

@@ -38,10 +38,10 @@ def atomic(cx: Context, calls: CallStack, pc: int, insn: Instruction, w: Work) -
     value = cx.read(w, insn.src)
     if spec.op is Op.CMPXCHG:
         cx.read(w, 0)  # the expected value
-    access(cx, w, insn.dst, base, insn.off, spec.size, Access.ATOMIC, value=value)
-    if spec.fetch:
+    old = access(cx, w, insn.dst, base, insn.off, spec.size, Access.ATOMIC, value=value)
+    if spec.fetch:  # the old value: a pointer spilled in a stack slot stays that pointer
         (reg,) = insn.regs_written  # src, or R0 for cmpxchg
-        w.regs[reg] = domain.load(spec.size, False, w.fresh())
+        w.regs[reg] = old
 
 
 def access(
@@ -142,7 +142,7 @@ def _stack_access(
     loads = kind is Access.LOAD
     if lo == hi:
         slot = stack.get(first // 8, 0)
-        if loads and not isinstance(slot, int) and first % 8 + size <= 8:
+        if not stores and not isinstance(slot, int) and first % 8 + size <= 8:  # a fetch reads a spill too
             loaded = _from_spill(slot, first % 8, size, signed, loaded)
         if not loads:  # an atomic leaves plain written bytes, a store may spill
             _write_stack(stack, first, size, value if stores else None)
