@@ -580,7 +580,14 @@ class Arm64Backend(TemplateBackend):
         arch = getattr(capstone, "CS_ARCH_ARM64", None) or capstone.CS_ARCH_AARCH64
         return capstone.Cs(arch, capstone.CS_MODE_ARM)
 
-    def assemble(self, prog: Bytecode, text: str) -> bytes:
+    def interrupt_handler(self, data: int) -> bytes:
+        # Branch-free; x2 = ucontext, its saved pc at +440 (uc_mcontext at 176, then fault_address, x0-x30, sp).
+        load = "".join(f"; movk x9, #0x{(data >> s) & 0xFFFF:x}, lsl #{s}" for s in (16, 32, 48))
+        body = "ldr x10, [x2, #440]; ldp x11, x12, [x9]; sub x13, x10, x11; cmp x13, x12; ldp x14, x15, [x9, #16]"
+        tail = "csel x14, x14, x10, lo; str x14, [x2, #440]; csel x15, x10, x15, lo; str x15, [x9, #24]; ret"
+        return self.assemble(f"movz x9, #0x{data & 0xFFFF:x}{load}; {body}; {tail}", "the interrupt handler")
+
+    def assemble(self, text: str, what: str) -> bytes:
         from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN, Ks, KsError
 
         if self._ks is None:
@@ -588,5 +595,5 @@ class Arm64Backend(TemplateBackend):
         try:
             encoding, _ = self._ks.asm(text, 0)
         except KsError as exc:
-            raise CompileError(f"{prog.name}: keystone rejected the generated ARM64 code: {exc}") from exc
+            raise CompileError(f"{what}: keystone rejected the generated ARM64 code: {exc}") from exc
         return bytes(encoding or b"")

@@ -161,6 +161,15 @@ class Backend(ABC):
     def disassembler(self) -> object:
         """A capstone disassembler for this architecture (imports capstone)."""
 
+    @abstractmethod
+    def interrupt_handler(self, data: int) -> bytes:
+        """Machine code of a ``SA_SIGINFO`` signal handler ``(signum, info, ucontext)``
+        for this host. ``data`` is the address of four u64: ``start``, ``size``,
+        ``stub``, ``stopped_at``. When the interrupted program counter lies in
+        ``[start, start + size)`` the handler stores it in ``stopped_at`` and
+        resumes at ``stub`` instead; anywhere else it changes nothing
+        (jit.runtime.interrupts)."""
+
 
 def checked_helper_id(prog: Bytecode, pc: int, helper_id: int, options: CodegenOptions) -> int:
     """``helper_id`` of the call at ``pc``, once checked to be registered and

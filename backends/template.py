@@ -87,7 +87,18 @@ LOWERING: Dispatch[str] = Dispatch(
 )
 
 # Code that belongs to no instruction, under its NativeCode.labels name.
-STUBS = ("prologue", "epilogue", "exit0", "fail", "map_lookup", "bounds_checks", "error_stubs", "fell_off")
+STUBS = (
+    "prologue",
+    "epilogue",
+    "exit0",
+    "fail",
+    "generated",
+    "map_lookup",
+    "bounds_checks",
+    "error_stubs",
+    "interrupt",
+    "fell_off",
+)
 
 
 class Emitter(ABC):
@@ -163,12 +174,17 @@ class Emitter(ABC):
         self.goto(self.site(ErrorCode.FELL_OFF, self.prog.pcs[-1]))
         body, self.items = self.items, []
         self.prologue()
+        # From here on the context register and ctx->saved_sp hold at every
+        # instruction, so a signal may send the code to the interrupt stub.
+        self.label(self.stub("generated"))
         self.map_lookup_stub()
         self.check_stubs()
         self.label(self.stub("error_stubs"))
         for (code, pc), label in self.sites.items():
             self.label(label)
             self.error_stub(code, pc)
+        self.label(self.stub("interrupt"))  # the slot comes from where the signal found the code
+        self.error_stub(ErrorCode.INTERRUPTED, 0)
         self.items += body
         return self.render()
 
@@ -460,7 +476,7 @@ class TemplateBackend(Backend):
         stubs = {name: emitter.stub(name) for name in STUBS if name not in absent}
         names = [emitter.insn_label(pc) for pc in prog.pcs] + list(stubs.values())
         table = "".join(f".quad {', '.join(names[i : i + 64])}\n" for i in range(0, len(names), 64))
-        code = self.assemble(prog, text + table)
+        code = self.assemble(text + table, prog.name)
         split = len(code) - 8 * len(names)
         offsets = struct.unpack_from(f"<{len(names)}Q", code, split)
         self.check_layout(emitter, split, dict(zip(names, offsets)))
@@ -472,8 +488,8 @@ class TemplateBackend(Backend):
         )
 
     @abstractmethod
-    def assemble(self, prog: Bytecode, text: str) -> bytes:
-        """Assembly text to machine code in one keystone call (CompileError when rejected)."""
+    def assemble(self, text: str, what: str) -> bytes:
+        """Assembly text to machine code in one keystone call (CompileError naming ``what`` when rejected)."""
 
     def check_layout(self, emitter: Emitter, size: int, placed: dict[str, int]) -> None:
         """Raise CompileError if the assembler's layout (code size, label -> offset)

@@ -45,7 +45,7 @@ from backends.base import Emulation, writes
 from backends.template import Emitter, TemplateBackend
 from jit.core.abi import HELPER_SLOTS, STACK_BYTES, Check, Ctx, Desc, ErrorCode, Span
 from jit.core.bits import to_signed
-from jit.core.bytecode import Bytecode, Instruction
+from jit.core.bytecode import Instruction
 from jit.core.errors import CompileError
 from jit.core.isa import STACK_SIZE, Form, Op
 
@@ -512,8 +512,28 @@ class X86_64Backend(TemplateBackend):
     arch = "x86_64"
     emitter = _Emitter
 
-    def assemble(self, prog: Bytecode, text: str) -> bytes:
-        return assemble(text)
+    def assemble(self, text: str, what: str) -> bytes:
+        return assemble(text, what)
+
+    def interrupt_handler(self, data: int) -> bytes:
+        # Branch-free: rdx = ucontext, whose saved rip is gregs[REG_RIP] at +168
+        # (uc_flags, uc_link, uc_stack: 40 bytes; REG_RIP = 16).
+        rip = "qword ptr [rdx+168]"
+        return self.assemble(
+            f"""movabs rax, {data}
+            mov rcx, {rip}
+            mov r8, rcx
+            sub r8, qword ptr [rax]
+            cmp r8, qword ptr [rax+8]
+            mov r9, qword ptr [rax+16]
+            cmovae r9, rcx
+            mov {rip}, r9
+            mov r10, qword ptr [rax+24]
+            cmovb r10, rcx
+            mov qword ptr [rax+24], r10
+            ret""",
+            "the interrupt handler",
+        )
 
     def emulation(self) -> Emulation:
         from unicorn import UC_ARCH_X86, UC_MODE_64
@@ -543,12 +563,12 @@ class X86_64Backend(TemplateBackend):
         return capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
 
 
-def assemble(text: str) -> bytes:
+def assemble(text: str, what: str = "the generated code") -> bytes:
     """Intel-syntax x86-64 assembly to machine code, in one keystone call."""
     import keystone
 
     try:
         encoding, _ = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(text, 0)
     except keystone.KsError as exc:
-        raise CompileError(f"keystone rejected the generated x86-64 assembly: {exc}") from exc
+        raise CompileError(f"{what}: keystone rejected the generated x86-64 assembly: {exc}") from exc
     return bytes(encoding or b"")

@@ -30,6 +30,7 @@ _EXPORTS = {
     "AssemblyError": "jit.core.errors",
     "BpfError": "jit.core.errors",
     "CallDepthError": "jit.core.errors",
+    "Interrupted": "jit.core.errors",
     "CompileError": "jit.core.errors",
     "DecodeError": "jit.core.errors",
     "ElfError": "jit.core.errors",

@@ -63,6 +63,7 @@ class ErrorCode(enum.IntEnum):
     HELPER = 4  # a helper raised, or an unknown helper id
     FELL_OFF = 5  # execution ran past the last instruction
     BAD_CALLX = 6  # callx with an id outside the helper table
+    INTERRUPTED = 7  # a signal redirected the code to its interrupt stub (jit.runtime.interrupts)
 
 
 class Check(enum.IntFlag):

@@ -59,6 +59,11 @@ class StepLimitError(ExecutionError):
     """The ``max_steps`` budget ran out (a runaway loop)."""
 
 
+class Interrupted(ExecutionError, KeyboardInterrupt):
+    """A signal (Ctrl-C) stopped the run at a back-edge or call; also a
+    KeyboardInterrupt, so code that stops on Ctrl-C keeps doing so."""
+
+
 class CallDepthError(ExecutionError):
     """Local calls nested deeper than the limit."""
 

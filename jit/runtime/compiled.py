@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from backends.base import NativeCode
 from jit.core.abi import ErrorCode, Span
-from jit.core.errors import ExecutionError, HelperError, MemoryAccessError, UsageError
+from jit.core.errors import ExecutionError, HelperError, Interrupted, MemoryAccessError, UsageError
 from jit.core.helpers import Helper
 from jit.core.isa import Op
 from jit.runtime.buffers import Mem, writable_buffer
@@ -100,6 +100,9 @@ class CompiledProgram(ABC):
         self._lock = threading.Lock()  # one context per program: one run at a time
         self._owner: int | None = None  # the thread running it, to refuse re-entry from a helper
         self._helper_failure: tuple[int, BaseException] | None = None
+        # A run of code with a back-edge may go on until stopped: it is run
+        # under jit.runtime.interrupts.begin_watch.
+        self.loops = any(succ <= pc for pc, insn in self.prog for succ in insn.successors(pc))
 
     @property
     def code(self) -> bytes:
@@ -133,8 +136,14 @@ class CompiledProgram(ABC):
             self._owner = me
             self._helper_failure = None
             try:
-                r0 = self._execute(buf, n)
-                error, pc, fault_addr = self._error()
+                try:
+                    r0 = self._execute(buf, n)
+                    error, pc, fault_addr = self._error()
+                except KeyboardInterrupt as exc:  # the default SIGINT handler, right after the stop
+                    error, pc, _ = self._error()
+                    if error != ErrorCode.INTERRUPTED or isinstance(exc, Interrupted):
+                        raise
+                    raise execution_error(error, pc, self.prog) from exc
                 if error:
                     self._raise(error, pc, fault_addr)
                 return r0
@@ -147,6 +156,11 @@ class CompiledProgram(ABC):
     @abstractmethod
     def _execute(self, buf: bytearray | memoryview, n: int) -> int:
         """Run the code ``n`` times on ``buf``; returns R0 (the error, if any, is left in the context)."""
+
+    @abstractmethod
+    def _stop(self) -> bool:
+        """Make the running code stop with INTERRUPTED (called from another thread);
+        False: not stopped yet, try again shortly."""
 
     @abstractmethod
     def _error(self) -> tuple[int, int, int]:

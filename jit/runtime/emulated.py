@@ -56,6 +56,7 @@ from jit.core.isa import STACK_SIZE, Access
 from jit.runtime.buffers import Mem
 from jit.runtime.compiled import CompiledProgram, RegionAccessor
 from jit.runtime.faults import execution_error
+from jit.runtime.interrupts import begin_watch, end_watch
 
 PAGE = 0x1000
 CODE_BASE = 0x1000_0000
@@ -73,7 +74,7 @@ MEM_TOP = 0x7000_0000
 DEFAULT_MAX_INSTRUCTIONS = None
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
-_CTX_HEADER = struct.Struct("<11Q")  # Ctx.ERROR .. Ctx.HANDLE
+_CTX_HEADER = struct.Struct("<11Q")  # Ctx.ERROR .. Ctx.STOP
 _U64 = struct.Struct("<Q")
 _ACCESS = {
     UC_MEM_READ_UNMAPPED: "read",
@@ -118,6 +119,7 @@ class EmulatedProgram(CompiledProgram):
         self._mem_open = 0  # of which accessible (the pages of the current buffer)
         self._accessor: RegionAccessor | None = None
         self._fault: tuple[str, int, int] | None = None
+        self._stopped = False  # a signal stopped the current run (see _stop)
         self._counted = False  # whether the cached translations count instructions
         self._blocks = tuple(self.prog.memory)  # mapped by pointer: they must outlive the instance
         self._uc: Uc | None = self._setup()
@@ -235,9 +237,18 @@ class EmulatedProgram(CompiledProgram):
             self._accessor = None
         return uc.reg_read(self.machine.result)
 
+    def _stop(self) -> bool:
+        self._stopped = True
+        if self._uc is not None:
+            self._uc.emu_stop()
+        return True
+
     def _error(self) -> tuple[int, int, int]:
         uc = self._uc
         assert uc is not None
+        if self._stopped:
+            slot = self._slot(uc.reg_read(self.machine.pc))
+            return ErrorCode.INTERRUPTED, slot, 0
         error, error_pc = struct.unpack("<2Q", uc.mem_read(CTX_BASE, 16))
         (fault_addr,) = _U64.unpack(uc.mem_read(CTX_BASE + Ctx.FAULT_ADDR, 8))
         return error, error_pc, fault_addr
@@ -264,6 +275,7 @@ class EmulatedProgram(CompiledProgram):
             regions.insert(0, Span("mem", addr, addr + size))
         self._accessor = RegionAccessor(regions, lambda a, k: bytes(uc.mem_read(a, k)), uc.mem_write)
         self._fault = None
+        self._stopped = False
         machine = self.machine
         sp = HOST_BASE + HOST_STACK_BYTES - 16
         values = list(zip(machine.entry_args, (addr, size, CTX_BASE)))
@@ -291,7 +303,11 @@ class EmulatedProgram(CompiledProgram):
             watchdog.daemon = True
             watchdog.start()
         try:
-            uc.emu_start(CODE_BASE + self.native.entry, HALT, count=self.max_instructions or 0)
+            watch = begin_watch(self._stop) if self.loops else None
+            try:
+                uc.emu_start(CODE_BASE + self.native.entry, HALT, count=self.max_instructions or 0)
+            finally:
+                end_watch(watch)
         except UcError as exc:
             raise self._fault_error(uc, exc) from None
         finally:
@@ -299,6 +315,8 @@ class EmulatedProgram(CompiledProgram):
                 watchdog.cancel()
                 watchdog.join()  # a late emu_stop must not hit the next run
         failure = self._helper_failure
+        if self._stopped:
+            return  # reported by _error
         if failure is not None and not isinstance(failure[1], Exception):
             raise failure[1]  # a helper's KeyboardInterrupt or SystemExit stopped the emulation
         pc = uc.reg_read(self.machine.pc)

@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from jit.core.abi import Check, ErrorCode
-from jit.core.errors import CallDepthError, ExecutionError, HelperError, MemoryAccessError, StepLimitError
+from jit.core.errors import (
+    CallDepthError,
+    ExecutionError,
+    HelperError,
+    Interrupted,
+    MemoryAccessError,
+    StepLimitError,
+)
 from jit.core.isa import Access
 from jit.frontend.program import Program
 
@@ -19,6 +26,7 @@ _ERRORS: dict[ErrorCode, tuple[type[ExecutionError], str]] = {
     ErrorCode.HELPER: (HelperError, "helper call failed"),
     ErrorCode.FELL_OFF: (ExecutionError, "execution fell off the end of the program"),
     ErrorCode.BAD_CALLX: (HelperError, "callx with a helper id outside the helper table"),
+    ErrorCode.INTERRUPTED: (Interrupted, "interrupted by a signal (the run stopped here)"),
 }
 _REGION_NAMES = (
     (Check.MEM, "the input buffer"),

@@ -39,7 +39,7 @@ from jit.core import isa
 from jit.core.abi import check_max_steps
 from jit.core.bits import MASK32, MASK64, sign_extend
 from jit.core.bytecode import Dispatch, Instruction
-from jit.core.errors import CallDepthError, CompileError, ExecutionError, HelperError, StepLimitError
+from jit.core.errors import CallDepthError, CompileError, ExecutionError, HelperError, Interrupted, StepLimitError
 from jit.core.helpers import Helper
 from jit.core.isa import Form, Op
 from jit.core.semantics import ALU_OPS, BYTE_ORDER, CONDITIONS
@@ -71,6 +71,15 @@ Trace = list[tuple[int, tuple[int, ...]]]  # (slot, R0..R10 before executing it)
 
 class _Halt(Exception):
     """The top-level exit (or an out-of-bounds LD_ABS) ended the run."""
+
+
+class _FromHelper(BaseException):
+    """Carries a helper's KeyboardInterrupt or SystemExit past the run loop,
+    which turns a KeyboardInterrupt of its own (Ctrl-C) into jit.Interrupted."""
+
+    def __init__(self, exc: BaseException):
+        super().__init__()
+        self.exc = exc
 
 
 Handler = Callable[[], int]
@@ -112,6 +121,12 @@ class _Machine:
                 pc = handlers[pc]()
         except _Halt:
             return n + 1
+        except _FromHelper as wrapped:
+            raise wrapped.exc from None
+        except KeyboardInterrupt as exc:  # Ctrl-C in the middle of the run
+            raise Interrupted(
+                f"{self.prog.describe(pc)}: interrupted by a signal (the run stopped here)", pc=pc
+            ) from exc
         except ExecutionError as exc:
             if exc.pc is not None:  # already names its instruction
                 raise
@@ -274,6 +289,8 @@ class _Decoder:
                 regs[0] = helper.call((regs[1], regs[2], regs[3], regs[4], regs[5]), m.memory)
             except Exception as exc:
                 raise HelperError(f"helper {helper_id} ({helper.name}) raised {type(exc).__name__}: {exc}") from exc
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: the helper's own, passed on unchanged
+                raise _FromHelper(exc) from None
             return nxt
 
         return call_helper

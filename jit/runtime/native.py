@@ -17,8 +17,10 @@ see :mod:`backends.base`), ``ctx->helpers[1]`` points at it and the entry it
 replaces (the dispatcher) becomes ``ctx->lookup_fallback``.
 
 The module is architecture-neutral. On an ARM64 host the instruction cache is
-flushed with ``__clear_cache`` when the C library exports it; that path is
-untested here (the development host is x86-64).
+flushed with libgcc's ``__clear_cache`` (glibc does not export it) before the
+pages become executable; without libgcc_s.so.1 compiling fails with a
+CompileError saying so. ``.ci/arm64-native`` runs this path in an aarch64
+Linux process (tests/test_arm64_native.py).
 """
 
 from __future__ import annotations
@@ -32,14 +34,18 @@ from typing import Any
 
 from backends.base import NativeCode
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
+from jit.core.errors import CompileError
 from jit.core.helpers import Helper, HelperId
 from jit.core.isa import STACK_SIZE, Op
 from jit.runtime.compiled import CompiledProgram, RegionAccessor
+from jit.runtime.interrupts import begin_watch, end_watch
+from jit.runtime.redirect import Redirector, install
 
 _u64 = ctypes.c_uint64
 _ENTRY = ctypes.CFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
 _HELPER = ctypes.CFUNCTYPE(_u64, _u64, _u64, _u64, _u64, _u64, _u64, ctypes.c_void_p)
 _CONTEXT_WORDS = CONTEXT_SIZE // 8
+_INTERRUPTED = int(ErrorCode.INTERRUPTED)
 # Word indexes of the context fields (plain ints: run_many is on the hot path).
 _ERROR, _ERROR_PC, _REPEAT, _MEM_START, _MEM_END, _HANDLE = (
     int(f) // 8 for f in (Ctx.ERROR, Ctx.ERROR_PC, Ctx.REPEAT, Ctx.MEM_START, Ctx.MEM_END, Ctx.HANDLE)
@@ -75,7 +81,11 @@ def map_code(code: bytes) -> tuple[int, int]:
     if addr in (None, ctypes.c_void_p(-1).value):
         raise _os_error("mmap of code pages failed")
     ctypes.memmove(addr, code, len(code))
-    _flush_icache(addr, size)
+    try:
+        _flush_icache(addr, size)
+    except CompileError:
+        libc.munmap(addr, size)
+        raise
     if libc.mprotect(addr, size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
         error = _os_error("mprotect(read-execute) of code pages failed")
         libc.munmap(addr, size)
@@ -83,16 +93,40 @@ def map_code(code: bytes) -> tuple[int, int]:
     return addr, size
 
 
+@functools.cache
+def redirector() -> Redirector | None:
+    """The process's signal redirector (jit.runtime.redirect), installed on first use."""
+    return install(map_code)
+
+
 def _flush_icache(addr: int, size: int) -> None:
-    """Needed on ARM64 hosts (x86-64 keeps the caches coherent); untested here."""
+    """Make the instruction cache see the code just written to ``addr``.
+
+    Needed on ARM64 hosts, whose instruction and data caches are not coherent
+    (x86-64 keeps them so: nothing to do there)."""
     from jit.core.host import host_arch
 
-    if host_arch() != "arm64":
-        return
-    clear = getattr(_libc(), "__clear_cache", None)
-    if clear is not None:
-        clear.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
-        clear(addr, addr + size)
+    if host_arch() == "arm64":
+        _clear_cache()(addr, addr + size)
+
+
+LIBGCC = "libgcc_s.so.1"
+
+
+@functools.cache
+def _clear_cache() -> Any:
+    """libgcc's ``__clear_cache(begin, end)``: glibc has none, and on AArch64 it
+    cleans the data cache and invalidates the instruction cache over the range."""
+    try:
+        clear = ctypes.CDLL(LIBGCC)["__clear_cache"]
+    except (OSError, AttributeError) as exc:
+        raise CompileError(
+            f"cannot flush the instruction cache for native ARM64 code: {LIBGCC} with __clear_cache "
+            f"is needed ({exc}); install the GCC runtime library (Debian: libgcc-s1)"
+        ) from exc
+    clear.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+    clear.restype = None
+    return clear
 
 
 def _unmap(addr: int, size: int) -> None:
@@ -220,11 +254,32 @@ class NativeProgram(CompiledProgram):
             run = _Run(self, regions + self._blocks)
             ctx[_HANDLE] = id(run)  # the dispatcher finds ``run`` through it; run stays alive until we return
         try:
-            return self._entry(address, size, self._context_address)
+            if not self.loops:
+                return self._entry(address, size, self._context_address)
+            watch = begin_watch(self._stop)
+            try:
+                return self._entry(address, size, self._context_address)
+            finally:
+                end_watch(watch)
         finally:
             ctx[_HANDLE] = 0
             del view
 
+    def _stop(self) -> bool:
+        redirect = redirector()
+        if redirect is None:
+            return True  # cannot be stopped: the run goes on (see jit.runtime.redirect)
+        if redirect.stopped_at:
+            return True
+        labels = self.native.labels
+        start = self._addr + labels["generated"]
+        redirect.arm(start, self._addr + len(self.native.code) - start, self._addr + labels["interrupt"])
+        return not redirect.send()
+
     def _error(self) -> tuple[int, int, int]:
         ctx = self._context
+        if ctx[_ERROR] == _INTERRUPTED:  # the slot is where the signal found the code
+            redirect = redirector()
+            pc = self.native.pc_at(redirect.stopped_at - self._addr) if redirect else None
+            return ctx[_ERROR], pc, 0
         return ctx[_ERROR], ctx[_ERROR_PC], ctx[_FAULT_ADDR]
