@@ -98,7 +98,7 @@ def test_run_without_maps_says_so(tmp_path, capsys):
 
 def test_run_needs_a_section_when_the_object_has_several(capsys):
     assert main(["run", fixture("sockfilter")]) == 1
-    assert "2 programs, choose one with section=: socket/1, socket" in capsys.readouterr().err
+    assert "2 programs, choose one with section= (bpfjit: --section NAME): socket/1, socket" in capsys.readouterr().err
 
 
 def test_run_unknown_section(capsys):
@@ -109,3 +109,26 @@ def test_run_unknown_section(capsys):
 def test_arch_and_a_different_engine_conflict():
     with pytest.raises(SystemExit, match="--arch arm64 runs on arm64-emulated, not --engine interpreter"):
         main(["run", fixture("xdp_counter"), "--arch", "arm64", "--engine", "interpreter"])
+
+
+def test_disasm_and_check_take_a_section(capsys):
+    assert main(["disasm", fixture("sockfilter"), "--section", "socket/1"]) == 0
+    listing = capsys.readouterr().out
+    assert main(["disasm", fixture("sockfilter"), "--section", "socket"]) == 0
+    assert listing and listing != capsys.readouterr().out  # two different programs
+    # The filter counts into a map and tail-calls: every engine starts from the
+    # same map contents, and the tail call's trace is not a divergence.
+    assert main(["check", fixture("sockfilter"), "--section", "socket"]) == 0
+    assert "all engines agree" in capsys.readouterr().out
+
+
+def test_crosscheck_gives_every_engine_the_same_maps_and_leaves_them_alone():
+    from jit.frontend.program import load_elf
+    from jit.tools.crosscheck import crosscheck
+
+    prog = load_elf(fixture("xdp_counter"))
+    before = {name: list(m.items()) for name, m in prog.maps.items()}
+    report = crosscheck(prog, ipv4_packet(6))
+    assert report.ok, report
+    assert len({outcome.maps for outcome in report.outcomes}) == 1 and report.outcomes[0].maps
+    assert {name: list(m.items()) for name, m in prog.maps.items()} == before

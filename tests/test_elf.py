@@ -215,7 +215,9 @@ def test_missing_section_lists_the_programs():
 
 
 def test_several_programs_need_a_choice():
-    with pytest.raises(jit.ElfError, match="2 programs, choose one with section=: socket/1, socket"):
+    with pytest.raises(
+        jit.ElfError, match=r"2 programs, choose one with section= \(bpfjit: --section NAME\): socket/1, socket"
+    ):
         load_elf(fixture("sockfilter"))
 
 

@@ -355,7 +355,9 @@ class ElfObject(Generic[P]):
         if section is None:
             if len(self.programs) == 1:
                 return next(iter(self.programs.values()))
-            raise ElfError(f"{self.path}: {len(self.programs)} programs, choose one with section=: {names}")
+            raise ElfError(
+                f"{self.path}: {len(self.programs)} programs, choose one with section= (bpfjit: --section NAME): {names}"
+            )
         if section in self.programs:
             return self.programs[section]
         by_function = [p for p in self.programs.values() if p.function == section]

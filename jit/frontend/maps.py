@@ -30,6 +30,7 @@ lookups do not (like the kernel's syscall path).
 
 from __future__ import annotations
 
+import copy
 import enum
 import errno
 from collections import OrderedDict
@@ -150,6 +151,23 @@ class Map:
 
     def slot_address(self, slot: int) -> int:
         return self.storage.address + slot * self.value_stride
+
+    # --- state, saved and put back (to run one program on several engines alike) -----
+
+    def snapshot(self) -> tuple[bytes, dict[str, object]]:
+        """Everything a run may change: the values and which key holds which slot."""
+        return bytes(self.storage.view), {name: copy.copy(value) for name, value in self._keyed_state().items()}
+
+    def restore(self, snapshot: tuple[bytes, dict[str, object]]) -> None:
+        """Put back a :meth:`snapshot` of this map."""
+        values, index = snapshot
+        self.storage.view[:] = values
+        for name, value in index.items():
+            setattr(self, name, copy.copy(value))
+
+    def _keyed_state(self) -> dict[str, object]:
+        """The Python-side state beside the values (none for arrays)."""
+        return {}
 
     # --- the operations, by slot (subclasses) ------------------------------------
 
@@ -285,6 +303,9 @@ class HashMap(Map):
 
     def _find(self, key: bytes, touch: bool) -> int | None:
         return self._slots.get(key)
+
+    def _keyed_state(self) -> dict[str, object]:
+        return {"_slots": self._slots, "_free": self._free}
 
     def _insert(self, key: bytes, flags: int) -> int:
         slot = self._slots.get(key)

@@ -2,16 +2,17 @@
 
     bpfjit run PROGRAM [--mem FILE] [--engine NAME | --arch ARCH] [--repeat N] [--section NAME] [--dump-maps]
     bpfjit sections FILE.o                 programs and maps of a clang-built ELF object
-    bpfjit disasm PROGRAM [--native ARCH]
+    bpfjit disasm PROGRAM [--native ARCH] [--section NAME]
     bpfjit asm FILE.s -o FILE.bin
     bpfjit conformance [DIR] [--engine NAME ...]
-    bpfjit check PROGRAM [--mem FILE]      every engine, compared with the interpreter
+    bpfjit check PROGRAM [--mem FILE] [--section NAME]   every engine, compared with the interpreter
     bpfjit fuzz [--count N] [--seed S]     random programs on every engine
     bpfjit bench [...]                     (see ``bpfjit bench --help``)
 
 PROGRAM is raw bytecode (.bin), assembly (.s/.asm), a conformance test (.data)
 or an ELF object built with ``clang -target bpf`` (``--section`` picks the program).
-Every failure the library reports is printed as one clear line with exit status 1.
+Every failure the library reports is printed as one clear line with exit status 1;
+Ctrl-C stops a running program at once (exit status 130).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def cmd_sections(args: argparse.Namespace) -> int:
 
 
 def cmd_disasm(args: argparse.Namespace) -> int:
-    prog = load_program(args.program)
+    prog = load_program(args.program, args.section)
     if args.native:
         from jit.runtime.compiler import compile as jit_compile
 
@@ -177,7 +178,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from jit.tools.crosscheck import crosscheck
 
     selected = [_engine(name) for name in args.engine] if args.engine else None
-    report = crosscheck(load_program(args.program), _read_mem(args.mem), engine_list=selected, max_steps=args.max_steps)
+    prog = load_program(args.program, args.section)
+    report = crosscheck(prog, _read_mem(args.mem), engine_list=selected, max_steps=args.max_steps)
     print(report)
     return 0 if report.ok else 1
 
@@ -261,7 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--section", help="program section of an ELF object")
     run.add_argument("--dump-maps", action="store_true", help="print every map's entries afterwards")
     run.add_argument("--repeat", type=_count, default=1, help="run N times (native batch loop where available)")
-    run.add_argument("--max-steps", type=_count, help="stop runaway programs after this budget")
+    run.add_argument(
+        "--max-steps",
+        type=_count,
+        help="fail with StepLimitError after N steps (back-edges and calls); default: no budget, Ctrl-C stops a run",
+    )
     run.add_argument("--hex", action="store_true", help="print R0 in hex")
     run.set_defaults(func=cmd_run)
 
@@ -273,6 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     dis.add_argument("program", type=_program_file)
     dis.add_argument("--native", choices=["x86_64", "arm64"], help="show the generated machine code instead")
     dis.add_argument("--labels", action="store_true", help="print jump targets as labels")
+    dis.add_argument("--section", help="program section of an ELF object")
     dis.set_defaults(func=cmd_disasm)
 
     asm = sub.add_parser("asm", help="assemble a .s file into raw bytecode")
@@ -294,6 +301,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--mem", help="file holding the input buffer")
     check.add_argument("--engine", action="append", help="engines to compare (repeatable; the first is the reference)")
     check.add_argument("--max-steps", type=_count, default=1_000_000, help="budget of every run")
+    check.add_argument("--section", help="program section of an ELF object")
     check.set_defaults(func=cmd_check)
 
     fuzz = sub.add_parser("fuzz", help="random-program campaign across every engine")
@@ -319,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt as exc:  # jit.Interrupted too: Ctrl-C stopped a run
+        print(f"bpfjit: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return 130
     except BpfError as exc:
         print(f"bpfjit: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -16,13 +16,17 @@ stack are compared as region offsets, since each engine places them elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from jit.core.bits import MASK64
 from jit.core.errors import BpfError, VerifierError
+from jit.core.helpers import HelperId
+from jit.core.isa import Op
 from jit.frontend.loader import ProgramLike, load_program
+from jit.frontend.maps import ProgArrayMap
 from jit.frontend.program import Program
 from jit.runtime.buffers import Mem
 from jit.tools.engines import Engine, engines
@@ -59,6 +63,7 @@ class Outcome:
     error: BpfError | None = None
     trace: Trace | None = None
     regions: Regions = field(default_factory=dict)
+    maps: tuple[tuple[str, tuple[tuple[bytes, bytes], ...]], ...] = ()  # (name, items) after the run
 
     @property
     def result(self) -> str:
@@ -137,7 +142,9 @@ def crosscheck(
 
     ``helpers`` is a mapping, or a factory returning a fresh mapping per engine
     (so stateful helpers start over for each); by default the
-    :func:`deterministic_helpers`. ``max_steps`` bounds every run.
+    :func:`deterministic_helpers`. ``max_steps`` bounds every run. Each engine
+    starts from the program's maps as they were, their contents afterwards are
+    compared too, and the maps are left as they were.
     """
     from jit.analysis.verifier import analyze
 
@@ -150,7 +157,19 @@ def crosscheck(
     except VerifierError as exc:
         rejected = exc  # still compare what the engines do with the program
     options = {"verify": False} if rejected is not None else {}
-    outcomes = [_run(engine, program, mem, factory(), max_steps, trace, options) for engine in selected]
+    maps = [m for m in program.maps.values() if not isinstance(m, ProgArrayMap)]
+    before = [m.snapshot() for m in maps]
+    outcomes = []
+    try:
+        for engine in selected:  # each engine starts from the maps as they were
+            for m, state in zip(maps, before):
+                m.restore(state)
+            outcome = _run(engine, program, mem, factory(), max_steps, trace, options)
+            outcome.maps = tuple((m.name, tuple(m.items())) for m in maps)
+            outcomes.append(outcome)
+    finally:  # and are left that way
+        for m, state in zip(maps, before):
+            m.restore(state)
     reference = outcomes[0]
     divergences: list[Divergence] = []
     for outcome in outcomes[1:]:
@@ -197,7 +216,7 @@ def _run(
 
 def _compare(ref: Outcome, got: Outcome, prog: Program) -> list[Divergence]:
     found: list[Divergence] = []
-    first, registers = _first_divergence(ref, got)
+    first, registers = _first_divergence(ref, got, prog)
     if (ref.error is None) != (got.error is None) or (ref.error is not None and type(ref.error) is not type(got.error)):
         found.append(Divergence(got.engine, "result", f"{got.result} (interpreter: {ref.result})", first))
     elif ref.error is None and ref.r0 != got.r0:
@@ -206,17 +225,22 @@ def _compare(ref: Outcome, got: Outcome, prog: Program) -> list[Divergence]:
         offsets = [i for i, (a, b) in enumerate(zip(ref.memory, got.memory)) if a != b]
         shown = ", ".join(f"[{i}] 0x{got.memory[i]:02x} (interpreter 0x{ref.memory[i]:02x})" for i in offsets[:4])
         found.append(Divergence(got.engine, "memory", f"{len(offsets)} byte(s) of the buffer: {shown}", first))
+    for (name, ref_items), (_, got_items) in zip(ref.maps, got.maps):
+        if ref_items != got_items:
+            found.append(Divergence(got.engine, "maps", f"map {name!r}: {got_items} (interpreter: {ref_items})", first))
     if first is not None and not found:
         found.append(Divergence(got.engine, "registers", registers, first))
     return found
 
 
-def _first_divergence(ref: Outcome, got: Outcome) -> tuple[int | None, str]:
-    """The slot after which ``got``'s trace first leaves the interpreter's, and how."""
+def _first_divergence(ref: Outcome, got: Outcome, prog: Program) -> tuple[int | None, str]:
+    """The slot after which ``got``'s trace first leaves the interpreter's, and how
+    (up to the first tail call: what follows runs another program's slots)."""
     if ref.trace is None or got.trace is None:
         return None, ""
     recorded = {slot for slot, _ in got.trace}
-    expected = [step for step in ref.trace if step[0] in recorded]
+    expected = _until_tail_call([step for step in ref.trace if step[0] in recorded], prog)
+    got = dataclasses.replace(got, trace=_until_tail_call(got.trace, prog))
     previous: int | None = None
     for (slot_a, regs_a), (slot_b, regs_b) in zip(expected, got.trace):
         if slot_a != slot_b:
@@ -229,3 +253,11 @@ def _first_divergence(ref: Outcome, got: Outcome) -> tuple[int | None, str]:
     if len(expected) != len(got.trace):
         return previous, "one run stopped earlier"
     return None, ""
+
+
+def _until_tail_call(trace: Trace, prog: Program) -> Trace:
+    for index, (slot, _) in enumerate(trace):
+        insn = prog.at(slot) if slot in prog.index_of else None
+        if insn is not None and insn.spec.op is Op.CALL and insn.imm == HelperId.TAIL_CALL:
+            return trace[: index + 1]
+    return trace
