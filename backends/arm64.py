@@ -521,14 +521,25 @@ class _Emitter(Emitter):
         self.mov_imm(SCRATCH[0], block.start)
         self.emit("cmp x11, x9")
         self.branch("b.lo", skip)
-        self.mov_imm(SCRATCH[0], block.end - 8)
-        self.emit("cmp x12, x9")
-        self.branch("b.ls", found)
+        if not block.stride:
+            self.mov_imm(SCRATCH[0], block.end - 8)
+            self.emit("cmp x12, x9")
+            self.branch("b.ls", found)
+            return
+        # Map values: (addr - start) % stride + x12 - x11 + 8 <= item (x10 holds x30; x13, x14 are free).
+        self.emit("sub x9, x11, x9")
+        self.mov_imm(13, block.end - 8)
+        self.emit("cmp x12, x13")
+        self.branch("b.hi", skip)
+        self.mov_imm(13, block.stride)
+        self.emit("udiv x14, x9, x13", "msub x9, x14, x13, x9", "sub x13, x12, x11", "add x9, x9, x13")
+        self.mov_imm(13, block.item - 8)
+        self.emit("cmp x9, x13")
+        self.branch("b.le", found)
+        self.branch("b", skip)
 
     def block_answers(self, found: str) -> None:
-        self.emit("mov x9, #0", "ret")
-        self.label(found)
-        self.emit("mov x9, #1", "ret")
+        self.emit("mov x9, #0", "ret", f"{found}:", "mov x9, #1", "ret")
 
     def render(self) -> str:
         self.labels, self.size, text = resolve(self.items, self.branches, self.prog.name)
@@ -560,19 +571,9 @@ class Arm64Backend(TemplateBackend):
         def reg(name: str) -> int:
             return getattr(uc, f"UC_ARM64_REG_{name.upper()}")
 
-        return Emulation(
-            UC_ARCH_ARM64,
-            UC_MODE_ARM,
-            (reg("x0"), reg("x1"), reg("x2")),
-            tuple(reg(f"x{n}") for n in range(5)),  # type: ignore[arg-type]
-            reg("x0"),
-            reg("sp"),
-            reg("pc"),
-            reg("x30"),
-            bytes.fromhex("c0035fd6"),
-            tuple(reg(f"x{n}") for n in range(31)),
-            tuple(map(reg, X)),
-        )
+        x = tuple(reg(f"x{n}") for n in range(31))
+        fixed = (x[:3], x[:5], x[0], reg("sp"), reg("pc"), x[30])  # entry args, helper args, result, sp, pc, link
+        return Emulation(UC_ARCH_ARM64, UC_MODE_ARM, *fixed, bytes.fromhex("c0035fd6"), x, tuple(map(reg, X)))  # type: ignore[arg-type]
 
     def disassembler(self) -> object:
         import capstone

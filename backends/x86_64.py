@@ -499,7 +499,18 @@ class _Emitter(Emitter):
         """r9 = 1 when [r11, r10 + 8) lies in one block, else 0 (see block_answers)."""
         addr, last, temp = SCRATCH
         self.emit(f"movabs {temp.q}, {to_signed(block.start, 64)}", f"cmp {addr.q}, {temp.q}", f"jb {skip}")
-        self.emit(f"movabs {temp.q}, {to_signed(block.end - 8, 64)}", f"cmp {last.q}, {temp.q}", f"jbe {found}")
+        if not block.stride:
+            self.emit(f"movabs {temp.q}, {to_signed(block.end - 8, 64)}", f"cmp {last.q}, {temp.q}", f"jbe {found}")
+            return
+        # A row of map values: (addr - start) % stride + size <= item, size = last - addr + 8.
+        # div takes rdx:rax (BPF R3 and R0): saved around it; pop keeps the flags.
+        outside = self.fresh()
+        self.emit(f"push {RAX.q}", f"push {RDX.q}", f"mov {RAX.q}, {addr.q}", f"sub {RAX.q}, {temp.q}")
+        self.emit(f"movabs {temp.q}, {to_signed(block.end - 8, 64)}", f"cmp {last.q}, {temp.q}", f"ja {outside}")
+        self.emit(f"xor {RDX.d}, {RDX.d}", f"mov {temp.q}, {block.stride}", f"div {temp.q}")
+        self.emit(f"sub {RDX.q}, {addr.q}", f"add {RDX.q}, {last.q}", f"cmp {RDX.q}, {block.item - 8}")
+        self.emit(f"pop {RDX.q}", f"pop {RAX.q}", f"jle {found}", f"jmp {skip}")
+        self.emit(f"{outside}:", f"pop {RDX.q}", f"pop {RAX.q}", f"jmp {skip}")
 
     def block_answers(self, found: str) -> None:
         temp = SCRATCH[2]

@@ -89,6 +89,12 @@ def access(
     at = f"at offset {off:+d} from %r{reg} = {describe(base)}"
     if verdict == "out":
         raise cx.error(pc, f"{what} is out of bounds: {at} is outside {where}")
+    if verdict == "maybe" and bounds is not None and region is not Region.BUF:
+        # No run-time check can tell which value the pointer came from (one moved by
+        # a whole value lands inside the next): unproven is refused, as by Linux.
+        raise cx.error(
+            pc, f"cannot prove the {what} {at} stays within {where}: bound the offset first (Linux refuses it too)"
+        )
     if verdict == "maybe":
         hint = " (compare the offset with %r2 or an end pointer first)" if region is Region.BUF else ""
         cx.unproven(pc, f"cannot prove the {what} {at} stays within {where}{hint}", region)

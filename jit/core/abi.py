@@ -95,15 +95,21 @@ DESCRIPTOR_SIZE = 64
 @dataclass(frozen=True)
 class Span:
     """A named span of memory ``[start, end)`` in some engine's addresses,
-    and whether the program may write it."""
+    and whether the program may write it. A map's value area is a row of
+    ``item``-byte values every ``stride`` bytes: an access must stay inside
+    one value (``stride`` 0: the span is one piece)."""
 
     name: str
     start: int
     end: int
     writable: bool = True
+    stride: int = 0
+    item: int = 0
 
     def contains(self, addr: int, size: int) -> bool:
-        return self.start <= addr and addr + size <= self.end
+        if not (self.start <= addr and addr + size <= self.end):
+            return False
+        return not self.stride or (addr - self.start) % self.stride + size <= self.item
 
 
 MAX_STEPS = 1 << 63  # the step budget is a signed 64-bit counter in native code

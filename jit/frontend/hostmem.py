@@ -36,7 +36,7 @@ class HostMemory:
     emulator maps). ``data`` initialises the first bytes.
     """
 
-    def __init__(self, size: int, name: str, writable: bool = True, data: bytes = b""):
+    def __init__(self, size: int, name: str, writable: bool = True, data: bytes = b"", stride: int = 0, item: int = 0):
         if size < 0:
             raise ValueError(f"host memory {name!r}: negative size {size}")
         if len(data) > size:
@@ -44,6 +44,7 @@ class HostMemory:
         self.name = name
         self.size = size
         self.writable = writable
+        self.stride, self.item = stride, item  # a row of values (see jit.core.abi.Span)
         self.mapped_size = round_up(max(size, 1), PAGE_SIZE)
         self._mmap = mmap.mmap(-1, self.mapped_size, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         # The ctypes array keeps an export on the mapping: it can never be
@@ -56,7 +57,7 @@ class HostMemory:
     @property
     def span(self) -> Span:
         """Where the block lies, and whether the program may write it."""
-        return Span(self.name, self.address, self.end, self.writable)
+        return Span(self.name, self.address, self.end, self.writable, self.stride, self.item)
 
     @property
     def end(self) -> int:
@@ -64,8 +65,8 @@ class HostMemory:
         return self.address + self.size
 
     def contains(self, addr: int, size: int = 1) -> bool:
-        """True when ``[addr, addr + size)`` lies inside the block."""
-        return self.address <= addr and addr + size <= self.end
+        """True when ``[addr, addr + size)`` lies inside the block (inside one value of a row)."""
+        return self.span.contains(addr, size)
 
     def read(self, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` from the start of the block."""

@@ -103,7 +103,9 @@ class Map:
         self._check_shape()
         self.value_stride = round_up(value_size, 8)
         writable = not flags & BPF_F_RDONLY_PROG
-        self.storage = HostMemory(self.value_stride * max_entries, f"{name} values", writable=writable)
+        self.storage = HostMemory(
+            self.value_stride * max_entries, f"{name} values", writable, stride=self.value_stride, item=value_size
+        )
         self.descriptor = HostMemory(DESCRIPTOR_SIZE, f"{name} descriptor", writable=False)
         fields = {
             Desc.TYPE: int(self.map_type),

@@ -57,6 +57,9 @@ def fault_detail(prog: Program, checks: Mapping[int, Check], pc: int | None, add
         block = next((b for b in prog.memory if b.contains(addr, size)), None)
         if block is not None and not block.writable:
             return f"{access} writes to read-only memory ({block.name})"
+    row = next((b for b in prog.memory if b.stride and b.address <= addr < b.end), None)
+    if row is not None and not row.contains(addr, size):
+        return f"{access} crosses the end of a {row.item}-byte value of {row.name}"
     allowed = checks.get(pc, Check.ANY)
     names = [name for flag, name in _REGION_NAMES if flag in allowed]
     where = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -39,18 +39,21 @@ Buffer = bytearray | memoryview
 class Segment:
     """A buffer mapped at ``base``; ``[lo, end)`` is the part a program may touch."""
 
-    __slots__ = ("base", "buf", "end", "lo", "name", "writable")
+    __slots__ = ("base", "buf", "end", "item", "lo", "name", "stride", "writable")
 
-    def __init__(self, name: str, base: int, buf: Buffer, writable: bool = True):
+    def __init__(self, name: str, base: int, buf: Buffer, writable: bool = True, stride: int = 0, item: int = 0):
         self.name = name
         self.base = base
         self.buf = buf
         self.writable = writable
         self.lo = base
         self.end = base + len(buf)
+        self.stride, self.item = stride, item  # a row of map values: stay inside one (jit.core.abi.Span)
 
     def contains(self, addr: int, size: int) -> bool:
-        return self.lo <= addr and addr + size <= self.end
+        if not (self.lo <= addr and addr + size <= self.end):
+            return False
+        return not self.stride or (addr - self.base) % self.stride + size <= self.item
 
     def __repr__(self) -> str:
         access = "rw" if self.writable else "ro"
@@ -66,7 +69,7 @@ class Memory:
 
     def __init__(self, mem: Mem = None, blocks: Sequence[HostMemory] = ()):
         self.stack = Segment("stack", STACK_BASE, bytearray(STACK_BYTES))
-        self.blocks = [Segment(b.name, b.address, b.view, b.writable) for b in blocks]
+        self.blocks = [Segment(b.name, b.address, b.view, b.writable, b.stride, b.item) for b in blocks]
         self.reset(mem)
 
     def reset(self, mem: Mem = None) -> None:
@@ -117,6 +120,11 @@ class Memory:
         """The region holding ``[addr, addr + size)``; raises MemoryAccessError."""
         for region in self.regions:
             if region.lo <= addr and addr + size <= region.end:
+                if region.stride and (addr - region.base) % region.stride + size > region.item:
+                    raise MemoryAccessError(
+                        f"{'store' if write else 'load'} of {size} bytes at 0x{addr:x} crosses the end of a"
+                        f" {region.item}-byte value of {region!r}"
+                    )
                 if write and not region.writable:
                     raise MemoryAccessError(f"store of {size} bytes at 0x{addr:x} into read-only region {region!r}")
                 return region
