@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 from jit.core.errors import UsageError
 
 Mem = bytes | bytearray | memoryview | None
@@ -24,3 +26,12 @@ def writable_buffer(mem: Mem) -> tuple[bytearray | memoryview, bool]:
     if isinstance(mem, bytes):
         return bytearray(mem), False
     raise UsageError(f"mem must be None, bytes, bytearray or memoryview, not {type(mem).__name__}")
+
+
+def alignment_offset(buf: bytearray | memoryview) -> int:
+    """The buffer's host address modulo 8. Engines that run on a copy (the
+    interpreter, unicorn) place it at the same offset from an 8-byte boundary,
+    so an atomic access is misaligned on every engine or on none."""
+    if not len(buf):
+        return 0
+    return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf)) % 8

@@ -53,21 +53,24 @@ from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode
 from jit.core.errors import ExecutionError, StepLimitError
 from jit.core.helpers import Helper, HelperId
 from jit.core.isa import STACK_SIZE, Access
-from jit.runtime.buffers import Mem
+from jit.runtime.buffers import Mem, alignment_offset
 from jit.runtime.compiled import CompiledProgram, RegionAccessor
 from jit.runtime.faults import execution_error
 from jit.runtime.interrupts import begin_watch, end_watch
 
+# Everything lies above 4 GiB, as host addresses do (a pointer truncated to 32
+# bits points nowhere on every engine), and the input buffer has 1 TiB below
+# MEM_TOP to itself.
 PAGE = 0x1000
-CODE_BASE = 0x1000_0000
-CTX_BASE = 0x2000_0000
-STACK_BASE = 0x3000_0000
-HOST_BASE = 0x4000_0000
+CODE_BASE = 0x1_1000_0000
+CTX_BASE = 0x1_2000_0000
+STACK_BASE = 0x1_3000_0000
+HOST_BASE = 0x1_4000_0000
 HOST_STACK_BYTES = 0x10_0000
-TRAP_BASE = 0x5000_0000
+TRAP_BASE = 0x1_5000_0000
 TRAP_STRIDE = 4
 HALT = TRAP_BASE + TRAP_STRIDE * HELPER_SLOTS
-MEM_TOP = 0x7000_0000
+MEM_TOP = 0x110_0000_0000
 
 # An instruction count makes unicorn instrument every instruction (about 17x
 # slower, measured), so by default only the wall-clock budget is on.
@@ -88,6 +91,11 @@ _ACCESS = {
 
 def _pages(size: int) -> int:
     return max(PAGE, (size + PAGE - 1) & ~(PAGE - 1))
+
+
+def _buffer_address(size: int, offset: int) -> int:
+    """Where a ``size``-byte input buffer ``offset`` bytes past an 8-byte boundary goes."""
+    return MEM_TOP - ((size + offset + 7) & ~7) + offset
 
 
 class EmulatedProgram(CompiledProgram):
@@ -216,11 +224,12 @@ class EmulatedProgram(CompiledProgram):
             uc.ctl_flush_tb()
         return r0, steps
 
-    def regions(self, mem_size: int) -> dict[str, tuple[int, int]]:
-        """Where the input buffer and the BPF stack live in this engine, as
+    def regions(self, mem_size: int, offset: int = 0) -> dict[str, tuple[int, int]]:
+        """Where the input buffer (of ``mem_size`` bytes, ``offset`` from an 8-byte
+        boundary on the host) and the BPF stack live in this engine, as
         ``name -> (start, end)`` (to compare pointers across engines)."""
-        span = (mem_size + 7) & ~7
-        return {"mem": (MEM_TOP - span, MEM_TOP - span + mem_size), "stack": (STACK_BASE, STACK_BASE + STACK_BYTES)}
+        start = _buffer_address(mem_size, offset)
+        return {"mem": (start, start + mem_size), "stack": (STACK_BASE, STACK_BASE + STACK_BYTES)}
 
     # --- one call ---------------------------------------------------------------------------
     def _execute(self, buf: bytearray | memoryview, n: int) -> int:
@@ -254,14 +263,13 @@ class EmulatedProgram(CompiledProgram):
         return error, error_pc, fault_addr
 
     def _load_buffer(self, uc: Uc, buf: bytearray | memoryview) -> int:
-        """Copy the buffer in; its address (0 for an empty buffer), 8-byte aligned
-        like a native bytearray, at most 7 bytes below MEM_TOP."""
+        """Copy the buffer in; its address (0 for an empty buffer): as far from an
+        8-byte boundary as the host buffer is, at most 7 bytes below MEM_TOP."""
         size = len(buf)
         if not size:
             return 0
-        span = (size + 7) & ~7
-        self._open_buffer(uc, span)
-        addr = MEM_TOP - span
+        addr = _buffer_address(size, alignment_offset(buf))
+        self._open_buffer(uc, MEM_TOP - addr)
         uc.mem_write(addr, bytes(buf))
         return addr
 

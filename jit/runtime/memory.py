@@ -2,7 +2,8 @@
 
 Every address a program can hold that points at memory lies in one region:
 
-* ``mem``: the input buffer, at :data:`MEM_BASE` (R1 holds that address and R2
+* ``mem``: the input buffer, at :data:`MEM_BASE` plus the host buffer's address
+  modulo 8 (so atomics are aligned here when they are natively; R1 holds that address and R2
   its length; both are 0 when there is no buffer, and then the region is empty);
 * ``stack``: `jit.core.isa.MAX_CALL_DEPTH` frames of `jit.core.isa.STACK_SIZE`
   bytes ending at :data:`STACK_TOP` (the main program's R10). A local call gets
@@ -24,7 +25,7 @@ from jit.core.bits import MASK64
 from jit.core.errors import MemoryAccessError
 from jit.core.isa import MAX_CALL_DEPTH, STACK_SIZE
 from jit.frontend.hostmem import HostMemory
-from jit.runtime.buffers import Mem, writable_buffer
+from jit.runtime.buffers import Mem, alignment_offset, writable_buffer
 
 MEM_BASE = 0x1_0000_0000
 STACK_BYTES = STACK_SIZE * MAX_CALL_DEPTH
@@ -75,7 +76,7 @@ class Memory:
     def reset(self, mem: Mem = None) -> None:
         """Start a run: ``mem`` as the input buffer, a zeroed stack with one frame."""
         buf, _ = writable_buffer(mem)
-        self.input = Segment("mem", MEM_BASE, buf)
+        self.input = Segment("mem", MEM_BASE + alignment_offset(buf), buf)  # the host's alignment
         self.stack.buf[:] = bytes(STACK_BYTES)
         self.set_frames(1)
         self.regions = [self.stack, self.input, *self.blocks]
@@ -87,7 +88,7 @@ class Memory:
     @property
     def input_address(self) -> int:
         """What R1 holds at entry: the input buffer's address, or 0 if it is empty."""
-        return MEM_BASE if len(self.input.buf) else 0
+        return self.input.base if len(self.input.buf) else 0
 
     @property
     def input_length(self) -> int:

@@ -28,7 +28,7 @@ from jit.core.isa import Op
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.maps import ProgArrayMap
 from jit.frontend.program import Program
-from jit.runtime.buffers import Mem
+from jit.runtime.buffers import Mem, alignment_offset
 from jit.tools.engines import Engine, engines
 
 Trace = list[tuple[int, tuple[int, ...]]]
@@ -191,20 +191,21 @@ def _run(
     r0: int | None = None
     error: BpfError | None = None
     regions: Regions = {}
+    offset = alignment_offset(buffer)
     try:
         if engine.arch is None:
             from jit.runtime import memory
             from jit.runtime.interpreter import run
 
             regions = {
-                "mem": (memory.MEM_BASE, memory.MEM_BASE + len(buffer)),
+                "mem": (memory.MEM_BASE + offset, memory.MEM_BASE + offset + len(buffer)),
                 "stack": (memory.STACK_BASE, memory.STACK_TOP),
             }
             r0 = run(prog, buffer, helpers=helpers, max_steps=max_steps, trace=steps).r0
         else:
             fn = engine.prepare(prog, helpers=helpers, max_steps=max_steps, **options)
             if steps is not None:
-                regions = fn.regions(len(buffer))
+                regions = fn.regions(len(buffer), offset)
                 r0, recorded = fn.trace(buffer)
                 steps.extend(recorded)
             else:
