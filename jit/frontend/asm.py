@@ -10,6 +10,11 @@ Extensions beyond the suite's dialect, so that every decodable program can be
 written: ``lddw.mapfd``/``.mapval``/``.var``/``.code``/``.mapidx``/
 ``.mapvalidx`` (LD_IMM64 with src 1..6), ``ldabsb/h/w I`` and
 ``ldindb/h/w %rS, I``.
+
+Other BPF assemblers' common spellings are read too (uBPF's, llvm-mc's
+mnemonic syntax): registers without ``%`` (``r0``), spaces inside memory
+operands (``[r1 + 4]``), commas without a space, and ``;`` or ``//``
+comments besides ``#``. :func:`disassemble` writes the suite's dialect.
 """
 
 from __future__ import annotations
@@ -29,6 +34,20 @@ _DEC = re.compile(r"-?[0-9]+")
 _HEX = re.compile(r"0x[0-9a-fA-F]+")
 _LABEL = re.compile(r"[A-Za-z0-9_.$][A-Za-z0-9_.$]*")
 _CALL_MODES = ("helper", "local", "runtime")
+_COMMENT = re.compile(r"#|;|//")
+_BARE_REGISTER = re.compile(r"(?<![%\w.$])r([0-9]+)\b")
+_SPACED_MEMORY = re.compile(r"\[\s*(%r[0-9]+)\s*(?:([+-])\s*([0-9a-zA-Z]+)\s*)?\]")
+_TIGHT_COMMA = re.compile(r",(?=[^\s,])")
+
+
+def _tokens(line: str) -> list[str]:
+    """The line's tokens in the suite's dialect (see the module docstring)."""
+    line = _COMMENT.split(line, 1)[0]
+    if "r" in line:
+        line = _BARE_REGISTER.sub(r"%r\1", line)
+    if "[" in line:
+        line = _SPACED_MEMORY.sub(lambda m: f"[{m.group(1)}{m.group(2) or ''}{m.group(3) or ''}]", line)
+    return _TIGHT_COMMA.sub(", ", line).split()
 
 
 class _Error(Exception):
@@ -272,7 +291,7 @@ def assemble(text: str, name: str = "prog") -> Program:
     slot = 0
     implicit_exit: int | None = None
     for lineno, line in enumerate(text.split("\n"), 1):
-        tokens = (line.split("#", 1)[0] if "#" in line else line).split()
+        tokens = _tokens(line)
         if not tokens:
             continue
         try:
