@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from jit.core import isa
 from jit.core.bytecode import Instruction, format_instruction
 from jit.core.errors import AssemblyError, BpfError
 from jit.core.isa import Form, OpSpec
 from jit.frontend.program import Program
+
+if TYPE_CHECKING:
+    from jit.frontend.mapbinding import Maps
 
 _REGISTERS = {f"%r{n}": n for n in range(isa.MAX_REG + 1)}
 _MEM = re.compile(r"\[(%r[0-9]+)(?:([+-])([0-9a-zA-Z]+))?\]")
@@ -277,13 +281,24 @@ def _parse_instruction(tokens: list[str]) -> tuple[OpSpec, dict[str, int], _Labe
     return (spec, *_parse_operands(pattern, operands))
 
 
-def assemble(text: str, name: str = "prog") -> Program:
+def assemble(text: str, name: str = "prog", maps: Maps | None = None) -> Program:
     """Assemble conformance-suite assembly text into a :class:`Program`.
 
     Labels name slots (``lddw`` takes two). The first ``exit`` instruction
     defines the label ``exit`` unless the text defines ``exit:`` itself.
     Raises :class:`AssemblyError` naming the line (1-based) and showing it.
+    ``maps`` (a list of :class:`jit.Map`, or a dict of them) binds
+    ``lddw.mapfd %rN, I`` to map ``I`` (see :mod:`jit.frontend.mapbinding`).
     """
+    prog = _assemble(text, name)
+    if maps is None:
+        return prog
+    from jit.frontend.mapbinding import bind_maps
+
+    return bind_maps(prog, maps)
+
+
+def _assemble(text: str, name: str) -> Program:
     labels: dict[str, int] = {}
     label_lines: dict[str, int] = {}
     out: list[Instruction | None] = []
