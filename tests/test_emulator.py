@@ -162,7 +162,10 @@ def test_helper_exception_is_chained(arch: str) -> None:
 
 
 def test_native_helper_cannot_run_emulated(arch: str) -> None:
-    fn = emulated("call 9\nexit", arch, helpers={9: 0x1234})
+    import ctypes
+
+    labs = ctypes.cast(ctypes.CDLL(None).labs, ctypes.c_void_p).value  # a real native function
+    fn = emulated("call 9\nexit", arch, helpers={9: labs})
     with pytest.raises(jit.HelperError, match="native"):
         fn()
 

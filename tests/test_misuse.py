@@ -135,3 +135,29 @@ def test_control_exceptions_in_a_helper_pass_through_unchanged(engine, control: 
         run(None)
     assert type(raised.value) is control and str(raised.value) == "stop"
     assert run(None) == 12  # the interrupted run left nothing behind
+
+
+@pytest.mark.parametrize(
+    ("helper", "message"),
+    [
+        (0, "0x0 is not a native function address"),
+        (0x3039, "0x3039 is not in executable memory of this process"),
+        (lambda r1, r2: 0, "cannot be called with R1-R5: too many positional arguments"),
+        (lambda r1, r2, r3, r4, r5, r6: 0, "cannot be called with R1-R5: missing a required argument"),
+    ],
+    ids=["null", "wild", "two-args", "six-args"],
+)
+def test_a_helper_that_cannot_be_called_is_refused_at_compile_time(helper: object, message: str) -> None:
+    """A wild native address used to kill the process with SIGSEGV."""
+    for entry in (jit.compile, jit.interpret):
+        with pytest.raises(jit.UsageError, match=message):
+            entry("call 100\nexit", helpers={100: helper})
+
+
+def test_a_real_native_helper_and_python_helpers_of_any_fitting_shape() -> None:
+    import ctypes
+
+    labs = ctypes.cast(ctypes.CDLL(None).labs, ctypes.c_void_p).value
+    assert jit.compile("mov %r1, -5\ncall 100\nexit", helpers={100: labs})(None) == 5
+    for helper in (lambda *args: 1, lambda r1, r2, r3, r4, r5: 1, lambda r1, *rest, memory=None: 1):
+        assert jit.compile("call 100\nexit", helpers={100: helper})(None) == 1

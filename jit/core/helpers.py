@@ -178,6 +178,7 @@ def make_helper(helper_id: int, value: object, builtin: bool = False) -> Helper:
     if isinstance(value, Helper):
         return value
     if isinstance(value, int):
+        _check_native_address(helper_id, value)
         return Helper(helper_id, f"native@0x{value:x}", address=value)
     if isinstance(value, ctypes._CFuncPtr):  # a ctypes function pointer (CFUNCTYPE or a library symbol)
         address = ctypes.cast(value, ctypes.c_void_p).value or 0
@@ -186,15 +187,46 @@ def make_helper(helper_id: int, value: object, builtin: bool = False) -> Helper:
     if not callable(value):
         raise UsageError(f"helper {helper_id}: expected a callable or a native function address, got {value!r}")
     try:
-        params = inspect.signature(value).parameters
-        wants_memory = "memory" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    except (TypeError, ValueError):
-        wants_memory = False
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # a builtin without a signature: called as it is
+        signature = None
+    params = signature.parameters if signature is not None else {}
+    wants_memory = "memory" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if signature is not None:
+        try:
+            signature.bind(*range(5), **({"memory": None} if wants_memory else {}))
+        except TypeError as exc:
+            raise UsageError(
+                f"helper {helper_id} ({getattr(value, '__name__', repr(value))}) cannot be called with R1-R5: {exc};"
+                " define it as f(r1, r2, r3, r4, r5) or f(*args), with a memory= keyword if it reads memory"
+            ) from None
     if builtin:
         spec = REGISTRY[helper_id]
         return Helper(helper_id, spec.name, func=value, wants_memory=wants_memory, prototype=spec.prototype)
     name = getattr(value, "__name__", repr(value))
     return Helper(helper_id, name, func=value, wants_memory=wants_memory, prototype=prototype_for(helper_id, name))
+
+
+def _check_native_address(helper_id: int, address: int) -> None:
+    """A native helper given as an int must lie in executable memory of this
+    process (else calling it would crash the interpreter)."""
+    if not 0 < address < 1 << 64:
+        raise UsageError(f"helper {helper_id}: 0x{address:x} is not a native function address")
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                span, perms = line.split()[:2]
+                lo, hi = (int(bound, 16) for bound in span.split("-"))
+                if lo <= address < hi:
+                    if "x" in perms:
+                        return
+                    break
+    except OSError:  # no /proc: nothing to check against
+        return
+    raise UsageError(
+        f"helper {helper_id}: 0x{address:x} is not in executable memory of this process; give a ctypes"
+        " function (CFUNCTYPE or a library symbol) or its address"
+    )
 
 
 def resolve_helpers(builtins: Mapping[int, object], user: Mapping[int, object] | None = None) -> dict[int, Helper]:
