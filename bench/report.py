@@ -347,8 +347,10 @@ def write_plot(path: Path, results: list[ProgramResult], engines: list[BenchEngi
         for i, engine in enumerate(jits):
             values = [figure(res, engine.name) for res in results] + [means[key][engine.name]]
             xs = [x + (i - (len(jits) - 1) / 2) * width for x in range(len(names))]
-            heights = [v if v else float("nan") for v in values]
-            ax.bar(xs, heights, width, label=engine.label)
+            # Bars grow from 1.0 (parity), up or down: on a log axis a bar from the
+            # axis bottom would make a 0.9x ratio look like most of a 2x one.
+            heights = [v - 1.0 if v else float("nan") for v in values]
+            ax.bar(xs, heights, width, bottom=1.0, label=engine.label)
         ax.set_yscale("log")
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_title(title)
