@@ -241,3 +241,19 @@ def test_a_helper_cannot_reenter_the_running_program(arch: str) -> None:
         fn()
     assert isinstance(info.value.__cause__, jit.ExecutionError)
     assert "called itself again" in str(info.value.__cause__)
+
+
+def test_an_emulated_program_frees_its_emulator_when_deleted(arch: str) -> None:
+    """Not at the next garbage collection (ctypes callbacks make a cycle): at del."""
+    import gc
+
+    gc.disable()
+    try:
+        fn = emulated("mov %r0, 1\nexit", arch)
+        assert fn(bytearray(1 << 20)) == 1
+        engine_closed = fn._uc._Uc__finalizer  # unicorn's once-only uc_close
+        assert engine_closed.alive
+        del fn
+        assert not engine_closed.alive
+    finally:
+        gc.enable()

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import struct
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from unicorn import (
@@ -93,6 +95,29 @@ def _pages(size: int) -> int:
     return max(PAGE, (size + PAGE - 1) & ~(PAGE - 1))
 
 
+def _weak(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` through a weak reference (returns None once its object is gone)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        target = ref()
+        return target(*args) if target is not None else None
+
+    return call
+
+
+def _drop_hooks(uc: Uc, hooks: list[int]) -> None:
+    """Free the emulator when its program goes: ctypes callbacks form reference
+    cycles, so the Uc object itself waits for a garbage collection, but its
+    engine (translated code, mapped memory: megabytes) is closed now, through
+    the Uc's own once-only finalizer (so it is never closed twice)."""
+    for handle in hooks:
+        uc.hook_del(handle)
+    close = getattr(uc, "_Uc__finalizer", None)
+    if close is not None:
+        close()
+
+
 def _buffer_address(size: int, offset: int) -> int:
     """Where a ``size``-byte input buffer ``offset`` bytes past an 8-byte boundary goes."""
     return MEM_TOP - ((size + offset + 7) & ~7) + offset
@@ -155,8 +180,14 @@ class EmulatedProgram(CompiledProgram):
         uc.mem_write(CTX_BASE + Ctx.HELPERS, struct.pack(f"<{HELPER_SLOTS}Q", *table))
         self._map_blocks(uc)
         uc.reg_write_batch([(reg, 0) for reg in machine.registers])
-        uc.hook_add(UC_HOOK_CODE, self._on_helper, begin=TRAP_BASE, end=HALT - 1)
-        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_fault)
+        # The hooks hold the program weakly, and go when it does: unicorn's callbacks
+        # refer back to the Uc, a cycle that would hold the emulator's memory until
+        # a garbage collection.
+        hooks = [
+            uc.hook_add(UC_HOOK_CODE, _weak(self._on_helper), begin=TRAP_BASE, end=HALT - 1),
+            uc.hook_add(UC_HOOK_MEM_INVALID, _weak(self._on_fault)),
+        ]
+        self._finalizer = weakref.finalize(self, _drop_hooks, uc, hooks)
         return uc
 
     def _map_blocks(self, uc: Uc) -> None:
@@ -190,6 +221,7 @@ class EmulatedProgram(CompiledProgram):
         return self._uc is None
 
     def _release(self) -> None:
+        self._finalizer()
         self._uc = None  # unicorn frees the instance with its last reference
 
     # --- tracing ---------------------------------------------------------------------------
