@@ -55,6 +55,15 @@ _EXPORTS = {
     "compile": "jit.runtime.compiler",
     "crosscheck": "jit.tools.crosscheck",
     "engines": "jit.tools.engines",
+    # classic BPF (tcpdump filters) and batches of packets
+    "ClassicProgram": "jit.frontend.cbpf",
+    "classic_to_ebpf": "jit.frontend.cbpf_translate",
+    "compile_expression": "jit.frontend.pcapfilter",
+    "FilterError": "jit.frontend.pcapfilter",
+    "run_classic": "jit.runtime.cbpf_interpreter",
+    "Filter": "jit.runtime.cbpf_filter",
+    "PacketBatch": "jit.runtime.batch",
+    "run_batch": "jit.runtime.batch",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,7 +14,7 @@ import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-CLAIM = re.compile(r"^(?P<expr>\S.*?)\s+#.*?->\s*(?P<value>\S+)")
+CLAIM = re.compile(r"^(?P<expr>\S.*?)\s+#.*?->\s*(?P<value>.+?)\s*$")
 
 
 def test_the_readme_has_examples() -> None:

@@ -119,3 +119,23 @@ def check_max_steps(value: object) -> None:
     """Raise UsageError unless ``value`` is None or a step budget every engine can count."""
     if value is not None and (type(value) is not int or not 0 <= value < MAX_STEPS):
         raise UsageError(f"max_steps must be an int in 0..2**63-1, not {value!r}")
+
+
+class BatchJob(enum.IntEnum):
+    """Byte offsets of the u64 fields of a batch job, the one argument of the
+    per-architecture batch driver ``uint64_t driver(BatchJob *job)`` (backends.batch):
+    it runs ``entry`` once per packet ``i < count`` on ``base + offsets[i]``,
+    ``lengths[i]`` bytes long, with ``ctx`` (repeat 1, the buffer bounds set),
+    stores R0 in ``out[i]``, and stops early when ``ctx->error`` is set.
+    Returns the number of packets run to completion."""
+
+    ENTRY = 0
+    CTX = 8
+    BASE = 16
+    OFFSETS = 24
+    LENGTHS = 32
+    OUT = 40
+    COUNT = 48
+
+
+BATCH_JOB_SIZE = 56

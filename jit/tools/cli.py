@@ -8,6 +8,8 @@
     bpfjit check PROGRAM [--mem FILE] [--section NAME]   every engine, compared with the interpreter
     bpfjit fuzz [--count N] [--seed S]     random programs on every engine
     bpfjit bench [...]                     (see ``bpfjit bench --help``)
+    bpfjit filter EXPR FILE.pcap [-w OUT] [--count]   tcpdump filter, JIT-compiled (jit.tools.cli_cbpf)
+    bpfjit cbpf EXPR [-d|--dd|--ddd]       classic BPF, eBPF and machine code of a filter
 
 PROGRAM is raw bytecode (.bin), assembly (.s/.asm), a conformance test (.data)
 or an ELF object built with ``clang -target bpf`` (``--section`` picks the program).
@@ -27,6 +29,7 @@ import jit
 from jit.core.errors import BpfError
 from jit.frontend.loader import load_program
 from jit.frontend.program import Program
+from jit.tools.cli_cbpf import add_commands as add_classic_commands
 from jit.tools.engines import Engine, engines
 
 
@@ -313,6 +316,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     fuzz.set_defaults(func=cmd_fuzz)
 
+    add_classic_commands(sub)  # filter, cbpf (jit.tools.cli_cbpf)
     sub.add_parser("bench", help="benchmark JIT vs interpreter vs native C (bpfjit bench --help)", add_help=False)
     return parser
 
