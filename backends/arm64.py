@@ -36,7 +36,7 @@ MEMORY.
 
 from __future__ import annotations
 
-from backends.arm64_encoding import INVERT, Branch, imm_value, is_addsub_imm, is_logical_imm, resolve
+from backends.arm64_encoding import Branch, imm_value, is_addsub_imm, is_logical_imm, resolve
 from backends.base import CodegenOptions, Emulation, writes
 from backends.template import Emitter, TemplateBackend
 from jit.core.abi import HELPER_SLOTS, STACK_BYTES, Check, Ctx, Desc, ErrorCode, Span
@@ -292,6 +292,9 @@ class _Emitter(Emitter):
         bits, op = insn.spec.bits, insn.op
         regs = X if bits == 64 else W
         dst = regs[insn.dst]
+        label, back = self.target(pc, insn)
+        if back:  # a step per execution, taken or not (as on x86-64); before the compare: it sets the flags
+            self.count_step(pc)
         test = "tst" if op == Op.JSET else "cmp"
         if insn.spec.form is Form.JMP_X:
             self.emit(f"{test} {dst}, {regs[insn.src]}")
@@ -306,16 +309,7 @@ class _Emitter(Emitter):
             else:
                 self.mov_imm(SCRATCH[0], value, bits)
                 self.emit(f"{test} {dst}, {_reg(SCRATCH[0], bits)}")
-        label, back = self.target(pc, insn)
-        cond = COND[op]
-        if back and self.options.max_steps is not None:
-            skip = self.fresh()
-            self.branch(f"b.{INVERT[cond]}", skip)
-            self.count_step(pc)
-            self.goto(label)
-            self.label(skip)
-        else:
-            self.branch(f"b.{cond}", label)
+        self.branch(f"b.{COND[op]}", label)
 
     def call_local(self, pc: int, insn: Instruction) -> None:
         label, _ = self.target(pc, insn)

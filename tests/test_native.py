@@ -1,7 +1,8 @@
 """The native runtime (jit.runtime.native) and jit.compile: W^X code pages, helpers
 (Python with memory access, native function pointers, failures), the ``mem``
 rules, run_many, close and garbage collection, the listing, compile errors and
-run-time errors. Runs on x86-64 hosts."""
+run-time errors. Runs on x86-64 and ARM64 hosts, each running its own machine code
+(tests/test_arm64_native.py has the ARM64-only ones)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ import jit
 from jit.core.host import host_arch
 from jit.runtime.native import NativeProgram
 
-pytestmark = pytest.mark.skipif(host_arch() != "x86_64", reason="native x86-64 execution needs an x86-64 host")
+HOST = host_arch()
+pytestmark = pytest.mark.skipif(
+    HOST not in ("x86_64", "arm64"), reason=f"native execution needs an x86-64 or ARM64 host, not {HOST!r}"
+)
 
 
 def native(text: str, **options) -> NativeProgram:
@@ -271,15 +275,23 @@ def test_garbage_collection_unmaps_the_code() -> None:
 # --- API surface ----------------------------------------------------------------
 
 
+# per host: the return instruction's encoding and the load of ``ldxw %r0, [%r1+4]``
+_LISTING = {
+    "x86_64": (b"\xc3", "mov eax, dword ptr [rdi + 4]"),
+    "arm64": (bytes.fromhex("c0035fd6"), "ldr w7, [x0, #4]"),
+}
+
+
 def test_code_arch_and_listing() -> None:
     fn = native("mov %r0, 42\nldxw %r0, [%r1+4]\nexit", bounds_check=False)  # no check before the load
-    assert fn.arch == "x86_64"
+    ret, load = _LISTING[HOST]
+    assert fn.arch == HOST
     assert fn.emulated is False
-    assert isinstance(fn.code, bytes) and b"\xc3" in fn.code  # ret
+    assert isinstance(fn.code, bytes) and ret in fn.code
     listing = fn.disasm()
     lines = listing.splitlines()
     head = lines.index("     1: ldxw %r0, [%r1+4]")
-    assert "mov eax, dword ptr [rdi + 4]" in lines[head + 1]
+    assert load in lines[head + 1]
     assert "<prologue>" in listing and "<fail>" in listing
 
 
