@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -62,18 +63,30 @@ def _interrupt_child(engine: str, mode: str) -> str:
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == "ready\n"
-        # 0.3 s after "ready" the child is in the loop (a signal any earlier would
-        # be a plain KeyboardInterrupt from Python code, and fail the test).
-        try:
-            out, err = child.communicate(timeout=0.3)
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGINT)
-            out, err = child.communicate(timeout=60)
+        # Once the child has spent 0.3 s of CPU time after "ready" it is in the loop
+        # (a signal any earlier would be a plain KeyboardInterrupt from Python code,
+        # and fail the test); CPU time, not wall time, so a loaded machine waits longer.
+        _wait_for_cpu_time(child.pid, 0.3)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
     assert child.returncode == 0, err
     return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _wait_for_cpu_time(pid: int, seconds: float, timeout: float = 60) -> None:
+    start, deadline = _cpu_seconds(pid), time.monotonic() + timeout
+    while _cpu_seconds(pid) - start < seconds:
+        assert time.monotonic() < deadline, "the child never started running its loop"
+        time.sleep(0.01)
 
 
 def _stopped_in_the_loop(out: str) -> None:

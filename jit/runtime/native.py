@@ -281,5 +281,6 @@ class NativeProgram(CompiledProgram):
         if ctx[_ERROR] == _INTERRUPTED:  # the slot is where the signal found the code
             redirect = redirector()
             pc = self.native.pc_at(redirect.stopped_at - self._addr) if redirect else None
-            return ctx[_ERROR], pc, 0
+            # None: the signal found the prologue, before the first instruction ran
+            return ctx[_ERROR], 0 if pc is None else pc, 0
         return ctx[_ERROR], ctx[_ERROR_PC], ctx[_FAULT_ADDR]
