@@ -46,6 +46,7 @@ _EXPORTS = {
     "disassemble": "jit.frontend.asm",
     "Map": "jit.frontend.maps",
     "MapError": "jit.frontend.maps",
+    "create_map": "jit.frontend.maps",
     "VerifierResult": "jit.analysis.verifier",
     "verify": "jit.analysis.verifier",
     "DEFAULT_HELPERS": "jit.runtime.helpers",

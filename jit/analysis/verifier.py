@@ -102,9 +102,11 @@ from types import MappingProxyType
 from jit.analysis.cfg import Cfg, check_structure
 from jit.analysis.fixpoint import UNROLL, Analysis, Imprecise, OverBudget
 from jit.analysis.result import VerifierResult
+from jit.analysis.scalar import LEN_MAX
 from jit.analysis.state import Region
 from jit.core.errors import VerifierError
 from jit.core.helpers import Helper, declared_helpers
+from jit.core.usage import check_bool, check_optional_int
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.program import Program
 
@@ -122,6 +124,8 @@ def analyze(
     and list the accesses that are not provably safe in ``result.unproven``."""
     start = time.perf_counter()
     prog = load_program(prog)
+    check_optional_int("mem_size", mem_size, 0, LEN_MAX)
+    allow_loops = check_bool("allow_loops", allow_loops)
     table = declared_helpers(helpers)  # the registry's helpers, then the user's
     cfg = check_structure(prog, allow_loops, table)
     analysis, imprecise = _fixpoint(prog, cfg, table, mem_size, 0)

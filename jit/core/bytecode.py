@@ -16,7 +16,7 @@ from typing import Generic, Self, TypeVar
 
 from jit.core import isa
 from jit.core.bits import s32
-from jit.core.errors import CompileError, DecodeError, VerifierError
+from jit.core.errors import CompileError, DecodeError, UsageError, VerifierError
 from jit.core.isa import Flow, Form, Op, OpSpec
 
 _SLOT = struct.Struct("<BBhi")  # opcode, regs (src<<4 | dst), off, imm
@@ -36,10 +36,18 @@ class Instruction:
     imm: int = 0
 
     def __post_init__(self) -> None:
-        for name in _FIELDS:
-            fixed = getattr(self.spec, name)
-            if fixed is not None and getattr(self, name) != fixed:
+        for name, fixed in self.spec.fixed:
+            if getattr(self, name) != fixed:
                 object.__setattr__(self, name, fixed)
+        dst, src = self.dst, self.src
+        if (
+            not (type(dst) is int and type(src) is int and type(self.off) is int and type(self.imm) is int)
+            or (dst | src) >> 4
+        ):
+            raise UsageError(
+                f"{self.spec.mnemonic}: dst and src are registers 0..15, off and imm ints;"
+                f" got dst={self.dst!r} src={self.src!r} off={self.off!r} imm={self.imm!r}"
+            )
 
     @property
     def op(self) -> Op:
@@ -52,10 +60,17 @@ class Instruction:
     def encode(self) -> bytes:
         """The 8 (or 16, for LD_IMM64) little-endian bytes of the instruction."""
         regs = (self.src << 4) | self.dst
-        if self.spec.is_wide:
+        wide = self.spec.is_wide
+        if not -0x8000 <= self.off <= 0x7FFF or not (
+            -(1 << 63) <= self.imm < 1 << 64 if wide else -(1 << 31) <= self.imm < 1 << 32
+        ):
+            raise UsageError(
+                f"{format_instruction(self)}: off must fit 16 signed bits and imm {64 if wide else 32} bits to encode"
+            )
+        if wide:
             lo, hi = s32(self.imm), s32(self.imm >> 32)
             return _SLOT.pack(self.spec.opcode, regs, self.off, lo) + _SLOT.pack(0, 0, 0, hi)
-        return _SLOT.pack(self.spec.opcode, regs, self.off, self.imm)
+        return _SLOT.pack(self.spec.opcode, regs, self.off, s32(self.imm))
 
     def target(self, pc: int) -> int | None:
         """The slot a jump or local call at ``pc`` transfers control to."""
@@ -261,7 +276,15 @@ class Bytecode:
     cache: dict[str, object] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.instructions = tuple(self.instructions)
+        try:
+            self.instructions = tuple(self.instructions)
+        except TypeError:
+            self.instructions = (self.instructions,)
+        if not all(type(insn) is Instruction for insn in self.instructions):
+            kinds = sorted({type(insn).__name__ for insn in self.instructions} - {"Instruction"})
+            raise UsageError(f"a program's instructions are jit.Instruction objects, not {', '.join(kinds)}")
+        if not isinstance(self.name, str):
+            raise UsageError(f"a program's name is a str, not {type(self.name).__name__}")
         if not self.instructions:
             raise DecodeError("empty program: no instructions")
         pcs, pc = [], 0

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from jit.core.bits import MASK64
 from jit.core.errors import UsageError
+from jit.core.usage import check_mapping
 
 
 class HelperId(enum.IntEnum):
@@ -233,6 +234,8 @@ def resolve_helpers(builtins: Mapping[int, object], user: Mapping[int, object] |
     """The library's helpers (``builtins``: registry id -> implementation)
     updated with the user's ``helpers=`` (a value of None removes one)."""
     table = {helper_id: make_helper(helper_id, value, builtin=True) for helper_id, value in builtins.items()}
+    if user is not None:
+        check_mapping("helpers", user, "helper ids to callables or native function addresses")
     for helper_id, value in (user or {}).items():
         if not isinstance(helper_id, int) or not 0 <= helper_id < 2**31:
             raise UsageError(f"helper ids are ints in 0..2**31-1, got {helper_id!r}")

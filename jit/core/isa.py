@@ -244,6 +244,7 @@ class OpSpec:
     reads: tuple[_Reg, ...] = field(init=False, repr=False)
     writes: tuple[_Reg, ...] = field(init=False, repr=False)
     calls: bool = field(init=False, repr=False)
+    fixed: tuple[tuple[str, int], ...] = field(init=False, repr=False)  # (field, value) the row fixes
 
     def __post_init__(self) -> None:
         for name in ("dst", "src", "off", "imm"):
@@ -261,6 +262,9 @@ class OpSpec:
             "reads": reads,
             "writes": writes,
             "calls": self.form in _CALLS,
+            "fixed": tuple(
+                (name, getattr(self, name)) for name in ("dst", "src", "off", "imm") if getattr(self, name) is not None
+            ),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)

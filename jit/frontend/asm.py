@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 from jit.core import isa
 from jit.core.bytecode import Instruction, format_instruction
-from jit.core.errors import AssemblyError, BpfError
+from jit.core.errors import AssemblyError, BpfError, UsageError
 from jit.core.isa import Form, OpSpec
+from jit.core.usage import check_bool, check_str
 from jit.frontend.program import Program
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ def assemble(text: str, name: str = "prog", maps: Maps | None = None) -> Program
     ``maps`` (a list of :class:`jit.Map`, or a dict of them) binds
     ``lddw.mapfd %rN, I`` to map ``I`` (see :mod:`jit.frontend.mapbinding`).
     """
-    prog = _assemble(text, name)
+    prog = _assemble(check_str("text", text), check_str("name", name))
     if maps is None:
         return prog
     from jit.frontend.mapbinding import bind_maps
@@ -371,6 +372,9 @@ def disassemble(prog: Program, labels: bool = False) -> str:
     generated labels (``L12:`` before slot 12); other targets stay numeric.
     ``assemble(disassemble(p))`` rebuilds ``p`` exactly, in both modes.
     """
+    if not isinstance(prog, Program):
+        raise UsageError(f"disassemble takes a jit.Program (see jit.assemble), not {type(prog).__name__}")
+    labels = check_bool("labels", labels)
     names: dict[int, str] = {}
     if labels:
         for pc, insn in prog:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from jit.core.bits import s32
 from jit.core.errors import DecodeError, UsageError, VerifierError
+from jit.core.usage import check_int
 
 MEMWORDS = 16  # BPF_MEMWORDS: scratch words M[0..15]
 MAX_INSNS = 4096  # Linux's BPF_MAXINSNS
@@ -268,6 +269,7 @@ class ClassicProgram:
 
     def describe(self, pc: int) -> str:
         """``instruction 3 (jeq #0x800 jt 4 jf 9)``, for error messages."""
+        check_int("pc", pc, 0, len(self.insns) - 1)
         line = self.insns[pc].image(pc).split(" ", 1)[1]
         return f"instruction {pc} ({' '.join(line.split())})"
 
@@ -287,6 +289,8 @@ class ClassicProgram:
     @classmethod
     def from_bytes(cls, raw: bytes | bytearray | memoryview, name: str = "cbpf") -> ClassicProgram:
         """From a ``struct sock_filter`` array (8 bytes per instruction, little-endian)."""
+        if not isinstance(raw, bytes | bytearray | memoryview):
+            raise UsageError(f"a sock_filter array is bytes, bytearray or memoryview, not {type(raw).__name__}")
         raw = bytes(raw)
         if not raw or len(raw) % _INSN.size:
             raise DecodeError(

@@ -43,6 +43,7 @@ from elftools.elf.elffile import ELFFile
 from jit.core import isa
 from jit.core.bytecode import Bytecode, Instruction, decode
 from jit.core.errors import BpfError, ElfError
+from jit.core.usage import check_path
 from jit.frontend.btf import Btf, Kind
 from jit.frontend.maps import BPF_F_RDONLY_PROG, Map, MapError, MapType, ProgArrayMap, create_map
 
@@ -130,8 +131,11 @@ class _Parser:
     """The parts of an ELF object the loader needs, read and checked once."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        raw = self.path.read_bytes()
+        self.path = Path(check_path("path", path))
+        try:
+            raw = self.path.read_bytes()
+        except OSError as error:
+            raise ElfError(f"{self.path}: cannot read it ({error.strerror or error})") from None
         if raw[:4] != b"\x7fELF":
             raise ElfError(f"{self.path}: not an ELF file (magic {raw[:4]!r})")
         try:

@@ -28,10 +28,15 @@ Maps = Mapping[str, Map] | Sequence[Map]
 
 def bind_maps(prog: Program, maps: Maps) -> Program:
     """``prog`` with every map reference resolved against ``maps`` (in order)."""
-    table = list(maps.values()) if isinstance(maps, Mapping) else list(maps)
+    if isinstance(maps, Mapping):
+        table = list(maps.values())
+    elif isinstance(maps, Sequence | set | frozenset) and not isinstance(maps, str | bytes):
+        table = list(maps)
+    else:
+        raise UsageError(f"maps must be a list or dict of jit.Map objects, not {type(maps).__name__}")
     for m in table:
         if not isinstance(m, Map):
-            raise UsageError(f"maps must hold jit.Map objects (see jit.frontend.maps.create_map), not {m!r}")
+            raise UsageError(f"maps must hold jit.Map objects (see jit.create_map), not {m!r}")
     out, relocations = [], []
     for pc, insn in prog:
         kind = _BY_INDEX.get(insn.src) if insn.spec.opcode == OP_LDDW else None

@@ -40,7 +40,8 @@ from typing import ClassVar
 from jit.core.abi import DESCRIPTOR_SIZE, Desc
 from jit.core.bits import round_up
 from jit.core.bytecode import Bytecode
-from jit.core.errors import BpfError
+from jit.core.errors import BpfError, UsageError
+from jit.core.usage import check_int, check_str
 from jit.frontend.hostmem import HostMemory
 
 # Update flags (include/uapi/linux/bpf.h).
@@ -86,7 +87,7 @@ def to_bytes(value: Key, size: int, what: str) -> bytes:
         if len(raw) != size:
             raise MapError(errno.EINVAL, f"{what} has {len(raw)} bytes, the map wants {size}")
         return raw
-    raise TypeError(f"{what} must be bytes or int, not {type(value).__name__}")
+    raise UsageError(f"{what} must be bytes or int, not {type(value).__name__}")
 
 
 class Map:
@@ -95,11 +96,11 @@ class Map:
     map_type: ClassVar[MapType]
 
     def __init__(self, name: str, key_size: int, value_size: int, max_entries: int, flags: int = 0):
-        self.name = name
-        self.key_size = key_size
-        self.value_size = value_size
-        self.max_entries = max_entries
-        self.flags = flags
+        self.name = check_str("name", name)
+        self.key_size = check_int(f"map {name!r}: key_size", key_size, 0, MAX_MAP_BYTES)
+        self.value_size = check_int(f"map {name!r}: value_size", value_size, 0, MAX_MAP_BYTES)
+        self.max_entries = check_int(f"map {name!r}: max_entries", max_entries, 0, MAX_MAP_BYTES)
+        self.flags = check_int(f"map {name!r}: flags", flags, 0, 2**32 - 1)
         self._check_shape()
         self.value_stride = round_up(value_size, 8)
         writable = not flags & BPF_F_RDONLY_PROG
@@ -152,6 +153,8 @@ class Map:
         return bool(self.flags & BPF_F_RDONLY_PROG)
 
     def slot_address(self, slot: int) -> int:
+        """Host address of the value in ``slot`` (0..max_entries-1)."""
+        check_int(f"map {self.name!r}: slot", slot, 0, self.max_entries - 1)
         return self.storage.address + slot * self.value_stride
 
     # --- state, saved and put back (to run one program on several engines alike) -----
@@ -162,6 +165,15 @@ class Map:
 
     def restore(self, snapshot: tuple[bytes, dict[str, object]]) -> None:
         """Put back a :meth:`snapshot` of this map."""
+        if not (
+            isinstance(snapshot, tuple)
+            and len(snapshot) == 2
+            and isinstance(snapshot[0], bytes)
+            and len(snapshot[0]) == len(self.storage.view)
+            and isinstance(snapshot[1], dict)
+            and snapshot[1].keys() == self._keyed_state().keys()
+        ):
+            raise UsageError(f"map {self.name!r}: restore takes what snapshot() of this map returned")
         values, index = snapshot
         self.storage.view[:] = values
         for name, value in index.items():
@@ -192,14 +204,20 @@ class Map:
 
     def lookup_address(self, key: bytes) -> int:
         """Host address of ``key``'s value, or 0: ``map_lookup_elem`` for programs."""
-        slot = self._find(key, touch=True)
+        slot = self._find(self._raw(key, self.key_size, "key"), touch=True)
         return 0 if slot is None else self.slot_address(slot)
 
     def update_raw(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
         if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
             raise MapError(errno.EINVAL, f"map {self.name!r}: unknown update flags {flags}")
-        slot = self._insert(key, flags)
-        self.storage.write(slot * self.value_stride, value)
+        slot = self._insert(self._raw(key, self.key_size, "key"), flags)
+        self.storage.write(slot * self.value_stride, self._raw(value, self.value_size, "value"))
+
+    def _raw(self, data: object, size: int, what: str) -> bytes:
+        """``data`` if it is ``size`` bytes, else UsageError (the raw operations take no ints)."""
+        if type(data) is not bytes or len(data) != size:
+            raise UsageError(f"map {self.name!r}: the {what} must be {size} bytes, not {data!r:.60}")
+        return data
 
     # --- the Python API -----------------------------------------------------------
 
@@ -397,7 +415,7 @@ class ProgArrayMap(ArrayMap):
     def update(self, key: Key, value: Bytecode, flags: int = BPF_ANY) -> None:  # type: ignore[override]
 
         if not isinstance(value, Bytecode):
-            raise TypeError(f"map {self.name!r}: program arrays hold jit.Program values, not {type(value).__name__}")
+            raise UsageError(f"map {self.name!r}: program arrays hold jit.Program values, not {type(value).__name__}")
         if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
             raise MapError(errno.EINVAL, f"map {self.name!r}: unknown update flags {flags}")
         index = self._insert(self.key(key), flags)
@@ -437,11 +455,15 @@ MAP_CLASSES: dict[MapType, type[Map]] = {
 }
 
 
-def create_map(name: str, map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0) -> Map:
-    """A new map of a Linux map type id; MapError(EINVAL) for an unsupported type."""
+def create_map(name: str, map_type: int | str, key_size: int, value_size: int, max_entries: int, flags: int = 0) -> Map:
+    """A new map: ``map_type`` is a Linux map type id or its name (``"array"``,
+    ``"hash"``, ``"lru_hash"``, ...); MapError(EINVAL) for an unsupported type.
+    E.g. ``jit.create_map("counts", "array", 4, 8, 16)``, then bind it to a
+    program with ``jit.assemble(text, maps=[counts])``."""
     try:
-        cls = MAP_CLASSES[MapType(map_type)]
-    except ValueError:
+        kind = MapType[map_type.upper()] if isinstance(map_type, str) else MapType(map_type)
+        cls = MAP_CLASSES[kind]
+    except (ValueError, KeyError, TypeError):
         supported = ", ".join(f"{t.value} ({t.name.lower()})" for t in MAP_CLASSES)
         raise MapError(
             errno.EINVAL, f"map {name!r}: unsupported map type {map_type} (supported: {supported})"

@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 
 from jit.core.errors import BpfError, UsageError
+from jit.core.usage import check_bool, check_int
 from jit.frontend.cbpf import ClassicProgram
 
 DLT_EN10MB = 1  # Ethernet
@@ -96,7 +97,7 @@ class Libpcap:
     def linktype(self, name: int | str) -> int:
         """A DLT number from a number or a name ("EN10MB", "RAW", ...)."""
         if isinstance(name, int):
-            return name
+            return check_int("linktype", name, 0, 2**31 - 1)
         if isinstance(name, str) and name.isdigit():
             return int(name)
         value = self.lib.pcap_datalink_name_to_val(str(name).encode())
@@ -116,6 +117,9 @@ class Libpcap:
         if not isinstance(expression, str):
             raise UsageError(f"a filter expression is a str, not {type(expression).__name__}")
         dlt = self.linktype(linktype)
+        snaplen = check_int("snaplen", snaplen, 1, 2**31 - 1)
+        optimize = check_bool("optimize", optimize)
+        netmask = check_int("netmask", netmask, 0, 2**32 - 1)
         with self._lock:
             handle = self.lib.pcap_open_dead(dlt, snaplen)
             if not handle:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jit.core.bytecode import Bytecode
+from jit.core.usage import check_optional_str
 
 if TYPE_CHECKING:
     from jit.frontend.elf import ElfObject, Relocation
@@ -45,7 +46,7 @@ class Program(Bytecode):
         created and its relocations resolved to their host addresses. Every call
         creates fresh maps; :func:`elf_object` loads several programs of one
         object that share their maps."""
-        return elf_object(path).program(section)
+        return elf_object(path).program(check_optional_str("section", section))
 
 
 def elf_object(path: str | Path) -> ElfObject[Program]:

@@ -73,12 +73,12 @@ class PacketBatch:
     @classmethod
     def from_packets(cls, packets: Iterable[Packet]) -> PacketBatch:
         """A batch holding a copy of each packet, back to back."""
-        packets = packets if isinstance(packets, list | tuple) else list(packets)
         try:
+            packets = packets if isinstance(packets, list | tuple) else list(packets)
             lengths = array("Q", map(len, packets))
             data = bytearray().join(packets)
         except TypeError as exc:
-            raise UsageError(f"packets must be bytes-like objects: {exc}") from None
+            raise UsageError(f"packets must be a PacketBatch or a list of bytes-like objects: {exc}") from None
         offsets = array("Q", accumulate(lengths, initial=0))
         offsets.pop()
         return cls(data, offsets, lengths)
@@ -119,6 +119,8 @@ def batch_path(fn: object) -> str:
 
 def run_batch(fn: Callable[[Packet], int], packets: PacketBatch | Sequence[Packet]) -> array:
     """R0 of ``fn`` on each packet, as an ``array('Q')`` (see the module docstring)."""
+    if not callable(fn):
+        raise UsageError(f"run_batch runs a compiled program (jit.compile) or a Filter, not {type(fn).__name__}")
     batch = as_batch(packets)
     out = array("Q", bytes(8 * len(batch)))
     if not len(batch):

@@ -25,6 +25,13 @@ def writable_buffer(mem: Mem) -> tuple[bytearray | memoryview, bool]:
         return bytearray(mem.tobytes()), False
     if isinstance(mem, bytes):
         return bytearray(mem), False
+    raise check_mem(mem)
+
+
+def check_mem(mem: object) -> Mem:
+    """``mem`` itself if it is an input buffer every engine takes, else UsageError."""
+    if mem is None or isinstance(mem, bytes | bytearray | memoryview):
+        return mem
     raise UsageError(f"mem must be None, bytes, bytearray or memoryview, not {type(mem).__name__}")
 
 

@@ -118,14 +118,14 @@ class CompiledProgram(ABC):
 
     def run_many(self, mem: Mem, n: int) -> int:
         """Run ``n`` times on the same buffer in one native loop; returns the last R0."""
-        if type(n) is not int or not 1 <= n < 1 << 63:
-            raise UsageError(f"run_many needs a repeat count n in 1..2**63-1, got {n!r}")
+        _check_count(n)
         if self.tail_calls is not None:
             return self.tail_calls.run_many(self, mem, n)
         return self.run_direct(mem, n)
 
     def run_direct(self, mem: Mem, n: int) -> int:
         """:meth:`run_many` without following tail calls (one batch)."""
+        _check_count(n)
         if self.closed:
             raise ExecutionError(f"program {self.prog.name!r} has been closed; compile it again to run it")
         me = threading.get_ident()
@@ -229,3 +229,8 @@ class CompiledProgram(ABC):
         from backends.listing import listing
 
         return listing(self.native)
+
+
+def _check_count(n: object) -> None:
+    if type(n) is not int or not 1 <= n < 1 << 63:
+        raise UsageError(f"run_many needs a repeat count n in 1..2**63-1, got {n!r}")

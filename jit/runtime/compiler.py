@@ -30,6 +30,7 @@ from jit.core.errors import CompileError
 from jit.core.helpers import HelperId
 from jit.core.host import host_arch
 from jit.core.isa import Op
+from jit.core.usage import check_bool, check_optional_str
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.maps import MapType, ProgArrayMap
 from jit.frontend.program import Program
@@ -89,7 +90,12 @@ def compile(
 
     validate_mode(bounds_check)
     check_max_steps(max_steps)
-    program = load_program(prog, section)
+    emulate, verify, fast_lookup = (
+        check_bool(name, value)
+        for name, value in (("emulate", emulate), ("verify", verify), ("fast_lookup", fast_lookup))
+    )
+    arch = check_optional_str("arch", arch)
+    program = load_program(prog, check_optional_str("section", section))
     host = host_arch()
     arch = arch or host
     if arch is None:

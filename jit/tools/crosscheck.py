@@ -21,14 +21,16 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from jit.core.abi import check_max_steps
 from jit.core.bits import MASK64
-from jit.core.errors import BpfError, VerifierError
+from jit.core.errors import BpfError, UsageError, VerifierError
 from jit.core.helpers import HelperId
 from jit.core.isa import Op
+from jit.core.usage import check_bool
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.maps import ProgArrayMap
 from jit.frontend.program import Program
-from jit.runtime.buffers import Mem, alignment_offset
+from jit.runtime.buffers import Mem, alignment_offset, check_mem
 from jit.tools.engines import Engine, engines
 
 Trace = list[tuple[int, tuple[int, ...]]]
@@ -129,6 +131,18 @@ def normalise(values: Sequence[int], regions: Regions) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _engines(engine_list: object) -> list[Engine]:
+    """The engines to compare: all of this host's, or the given non-empty list of them."""
+    if engine_list is None:
+        return engines()
+    if isinstance(engine_list, str | bytes) or not isinstance(engine_list, Sequence | set | frozenset):
+        raise UsageError(f"engine_list must be a list of jit.engines() entries, not {type(engine_list).__name__}")
+    selected = list(engine_list)
+    if not selected or not all(isinstance(engine, Engine) for engine in selected):
+        raise UsageError(f"engine_list must be a non-empty list of jit.engines() entries, not {engine_list!r}")
+    return selected
+
+
 def crosscheck(
     prog: ProgramLike,
     mem: Mem = None,
@@ -149,8 +163,11 @@ def crosscheck(
     from jit.analysis.verifier import analyze
 
     program = load_program(prog)
+    check_mem(mem)
+    check_max_steps(max_steps)
+    trace = check_bool("trace", trace)
     factory = helpers if callable(helpers) else (lambda: helpers) if helpers is not None else deterministic_helpers
-    selected = list(engine_list) if engine_list is not None else engines()
+    selected = _engines(engine_list)
     rejected: BpfError | None = None
     try:
         analyze(program, mem_size=len(mem or b""), helpers=factory())
