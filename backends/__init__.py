@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib
 
-from backends.base import Backend
+from jit.backends.base import Backend
 from jit.core.errors import CompileError
 
 # arch -> (module, class); modules are imported lazily.
 _BACKENDS = {
-    "x86_64": ("backends.x86_64", "X86_64Backend"),
-    "arm64": ("backends.arm64", "Arm64Backend"),
+    "x86_64": ("jit.backends.x86_64", "X86_64Backend"),
+    "arm64": ("jit.backends.arm64", "Arm64Backend"),
 }
 
 

@@ -4,9 +4,9 @@ Register map (DESIGN.md section 4, the Linux kernel's)::
 
     R0 x7   R1-R5 x0-x4   R6-R9 x19-x22   R10 x25   scratch x9-x12
     x26  the run-time context (callee-saved, so it survives helper calls)
-    x5   helper id at a helper call, x6 the context (see backends.base)
+    x5   helper id at a helper call, x6 the context (see jit.backends.base)
 
-The generated code follows the native ABI of :mod:`backends.base`:
+The generated code follows the native ABI of :mod:`jit.backends.base`:
 ``entry(mem, len, ctx)`` saves the host's callee-saved registers, keeps
 ``sp`` 16-byte aligned and *calls* the main program ``ctx->repeat`` times,
 each run with a zeroed BPF stack, R0 and R3-R9 zero and the step budget
@@ -15,7 +15,7 @@ R6-R9, R10 and x30 on the host stack and gets a fresh 512-byte frame. A
 helper call keeps R1-R5 (the interpreter's choice) and copies x0 to R0.
 
 Branch ranges are checked by the emitter's own layout
-(:mod:`backends.arm64_encoding`); after assembling, the offsets keystone gives
+(:mod:`jit.backends.arm64_encoding`); after assembling, the offsets keystone gives
 the labels (the template's ``.quad`` table) are compared with that layout.
 
 Layout: the emitter template's (backends.template): the prologue, epilogue,
@@ -36,9 +36,9 @@ MEMORY.
 
 from __future__ import annotations
 
-from backends.arm64_encoding import Branch, imm_value, is_addsub_imm, is_logical_imm, resolve
-from backends.base import CodegenOptions, Emulation, writes
-from backends.template import Emitter, TemplateBackend
+from jit.backends.arm64_encoding import Branch, imm_value, is_addsub_imm, is_logical_imm, resolve
+from jit.backends.base import CodegenOptions, Emulation, writes
+from jit.backends.template import Emitter, TemplateBackend
 from jit.core.abi import HELPER_SLOTS, STACK_BYTES, Check, Ctx, Desc, ErrorCode, Span
 from jit.core.bits import s32
 from jit.core.bytecode import Bytecode, Instruction

@@ -26,7 +26,7 @@ def _x86_64() -> bytes:
     """SysV ABI: the job's fields in the six callee-saved registers across
     the calls; ``[rsp]`` the count, ``[rsp+8]`` the index (rsp stays 16-byte
     aligned at the call: 6 pushes and 24 bytes below an 8 mod 16 entry)."""
-    from backends.x86_64 import assemble
+    from jit.backends.x86_64 import assemble
 
     job = {field.name: int(field) for field in BatchJob}
     saved = ("rbx", "rbp", "r12", "r13", "r14", "r15")
@@ -70,7 +70,7 @@ def _x86_64() -> bytes:
 def _arm64() -> bytes:
     """AAPCS64: the job's fields in callee-saved x19-x25, the index in x26;
     the program returns R0 in x0."""
-    from backends.arm64 import Arm64Backend
+    from jit.backends.arm64 import Arm64Backend
 
     job = {field.name: int(field) for field in BatchJob}
     text = [

@@ -6,8 +6,8 @@ Uses the backend's capstone disassembler.
 
 from __future__ import annotations
 
-from backends import get_backend
-from backends.base import NativeCode
+from jit.backends import get_backend
+from jit.backends.base import NativeCode
 
 
 def _headings(native: NativeCode) -> list[tuple[int, str]]:

@@ -35,7 +35,7 @@ abort error_stub``; ``count_step`` and ``goto``; the bounds-check steps
 block_test block_answers``; the lookup-stub steps ``lookup_match
 lookup_fallback lookup_array return_zero``; and, on its TemplateBackend,
 ``assemble``, ``emulation`` and ``disassembler``. Then one entry in
-``backends._BACKENDS``.
+``jit.backends._BACKENDS``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
-from backends.base import (
+from jit.backends.base import (
     Backend,
     CodegenOptions,
     NativeCode,
@@ -348,7 +348,7 @@ class Emitter(ABC):
     @abstractmethod
     def call_out(self, pc: int, helper_id: int) -> None:
         """Call helper ``helper_id`` through ``ctx->helpers`` (the helper ABI of
-        backends.base), R1-R5 kept, R0 = result, then HELPER if ``ctx->error``."""
+        jit.backends.base), R1-R5 kept, R0 = result, then HELPER if ``ctx->error``."""
 
     @abstractmethod
     def exit(self, pc: int, insn: Instruction) -> None:

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.base import Emulation, writes
-from backends.template import Emitter, TemplateBackend
+from jit.backends.base import Emulation, writes
+from jit.backends.template import Emitter, TemplateBackend
 from jit.core.abi import HELPER_SLOTS, STACK_BYTES, Check, Ctx, Desc, ErrorCode, Span
 from jit.core.bits import to_signed
 from jit.core.bytecode import Instruction

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 import jit
-from bench.measure import BenchEngine, Case
-from bench.report import fmt_factor, fmt_time, geomean
-from bench.timing import Budget, Timing, as_buffer, measure_interleaved
 from jit.analysis.verifier import analyze
+from jit.bench.measure import BenchEngine, Case
+from jit.bench.report import fmt_factor, fmt_time, geomean
+from jit.bench.timing import Budget, Timing, as_buffer, measure_interleaved
 from jit.runtime.helpers import program_helpers
 from jit.runtime.tailcalls import TailCallChain
 

@@ -1,7 +1,7 @@
 """Rebuild every benchmark program: bench/programs/NAME.c -> bench/programs/NAME.bin.
 
-    python -m bench.build            # all programs
-    python -m bench.build crc32 ...  # some
+    python -m jit.bench.build            # all programs
+    python -m jit.bench.build crc32 ...  # some
 
 Each program is compiled with ``clang-14 -O2 -target bpf -c`` (Debian:
 ``apt-get install -y clang-14``). The bytecode is taken from the ELF object with
@@ -121,7 +121,7 @@ def bytecode(name: str, work: Path) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.build", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m jit.bench.build", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="programs to rebuild (default: every programs/*.c)")
     args = parser.parse_args(argv)
     names = args.names or sorted(path.stem for path in PROGRAMS.glob("*.c"))

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 import jit
-from bench.interp_speed import LOOP
+from jit.bench.interp_speed import LOOP
 from jit.core.bytecode import Instruction
 from jit.core.isa import lookup
 from jit.frontend.program import Program

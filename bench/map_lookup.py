@@ -7,7 +7,7 @@ cycling through 0..7, each value loaded and summed). It is compiled twice:
 ``jit.compile(prog)`` (array lookups served by the generated stub of
 backends.base) and ``jit.compile(prog, fast_lookup=False)`` (every lookup a
 call of the Python helper through the ctypes dispatcher). Both must return the
-same sum; the figures are the median time per run (bench.timing.measure over
+same sum; the figures are the median time per run (jit.bench.timing.measure over
 ``fn.run_many`` batches) and per lookup. ``--emulated`` adds the unicorn
 engines, where the callback is a unicorn hook instead.
 
@@ -21,7 +21,7 @@ import shlex
 import sys
 
 import jit
-from bench.timing import FULL, QUICK, Budget, measure
+from jit.bench.timing import FULL, QUICK, Budget, measure
 from jit.core.isa import Op
 from jit.frontend.elf import Relocation
 from jit.frontend.maps import ArrayMap

@@ -2,7 +2,7 @@
 
 Engines of the benchmark: the reference interpreter, every JIT engine of
 :func:`jit.engines` (native or under unicorn) and ``native``, the same
-C compiled by gcc (:mod:`bench.native`). A result that differs from the
+C compiled by gcc (:mod:`jit.bench.native`). A result that differs from the
 expected one (or an exception) makes a FAILURE and is never timed.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import jit
-from bench import native
-from bench.suite import Benchmark
-from bench.timing import Budget, Timing, as_buffer, measure, repeat_calls
+from jit.bench import native
+from jit.bench.suite import Benchmark
+from jit.bench.timing import Budget, Timing, as_buffer, measure, repeat_calls
 from jit.runtime.interpreter import run as interpreter_run
 from jit.tools.engines import engines as all_engines
 

@@ -24,8 +24,8 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from bench.suite import PROGRAMS, Benchmark
-from bench.timing import Mem, as_buffer
+from jit.bench.suite import PROGRAMS, Benchmark
+from jit.bench.timing import Mem, as_buffer
 
 CFLAGS = ("-O2", "-shared", "-fPIC")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import native
-from bench.measure import INTERPRETER, JIT, NATIVE, BenchEngine, Case, EngineResult
-from bench.timing import Timing
+from jit.bench import native
+from jit.bench.measure import INTERPRETER, JIT, NATIVE, BenchEngine, Case, EngineResult
+from jit.bench.timing import Timing
 
 SCHEMA = "bpfjit-bench/1"
 PACKAGES = ("bpfjit", "keystone-engine", "capstone", "unicorn", "pyelftools", "rich", "matplotlib")

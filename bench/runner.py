@@ -12,7 +12,7 @@ native repeat loop, after a warm-up), cost of one ``fn(mem)`` call from Python,
 executed BPF instructions and code bytes per BPF instruction. Every result is
 checked before anything is timed; a wrong one is a FAILURE and the exit status
 is 1. JIT engines compile with the defaults (verified, ``bounds_check="auto"``);
-``--bounds`` adds the cost of the checks (:mod:`bench.bounds`).
+``--bounds`` adds the cost of the checks (:mod:`jit.bench.bounds`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import jit
-from bench import native, suite
-from bench.bounds import FULL as BOUNDS_FULL
-from bench.bounds import QUICK as BOUNDS_QUICK
-from bench.bounds import BoundsResult, bounds_json, bounds_markdown, bounds_table, measure_bounds
-from bench.measure import (
+from jit.bench import native, suite
+from jit.bench.bounds import FULL as BOUNDS_FULL
+from jit.bench.bounds import QUICK as BOUNDS_QUICK
+from jit.bench.bounds import BoundsResult, bounds_json, bounds_markdown, bounds_table, measure_bounds
+from jit.bench.measure import (
     INTERPRETER,
     JIT,
     NATIVE,
@@ -45,8 +45,8 @@ from bench.measure import (
     measure_native,
     reference_run,
 )
-from bench.report import ProgramResult, markdown_table, primary_engine, print_report, report_json, write_plot
-from bench.timing import FULL, QUICK, Budget
+from jit.bench.report import ProgramResult, markdown_table, primary_engine, print_report, report_json, write_plot
+from jit.bench.timing import FULL, QUICK, Budget
 from jit.frontend.loader import load_program
 
 MIN_FILE_WIDTH = 160

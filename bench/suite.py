@@ -1,7 +1,7 @@
 """The benchmark suite: one declarative list of programs.
 
 Each :class:`Benchmark` names a program in ``programs/`` (its C source and the
-bytecode built from it by ``python -m bench.build``), a deterministic input
+bytecode built from it by ``python -m jit.bench.build``), a deterministic input
 generator and an independent Python reference that computes the expected
 result from the input. The references never look at an engine: they implement
 the documented behaviour of each program (see the comment at the top of each

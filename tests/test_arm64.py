@@ -17,8 +17,8 @@ import struct
 import pytest
 
 import jit
-from backends.arm64 import Arm64Backend, is_addsub_imm, is_logical_imm
-from backends.base import CodegenOptions
+from jit.backends.arm64 import Arm64Backend, is_addsub_imm, is_logical_imm
+from jit.backends.base import CodegenOptions
 from jit.core import isa
 from jit.core.abi import Check
 from jit.core.bytecode import Instruction

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import jit
-from bench import build, measure, native, runner, suite
-from bench.timing import QUICK as QUICK_BUDGET
+from jit.bench import build, measure, native, runner, suite
+from jit.bench.timing import QUICK as QUICK_BUDGET
 from jit.core.isa import Form
 from jit.runtime.interpreter import run as interpreter_run
 from jit.tools.engines import engines

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cbpf_bench
+from jit.bench import cbpf_bench
 
 
 def test_small_benchmark_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from strategies import TEST_HELPER_ID, mixing_helper, programs
 
 import jit
-from backends.base import NativeCode
-from backends.x86_64 import X86_64Backend
+from jit.backends.base import NativeCode
+from jit.backends.x86_64 import X86_64Backend
 from jit.tools.engines import Engine, engines
 
 MASK64 = (1 << 64) - 1
@@ -375,7 +375,7 @@ def test_full_512_byte_stack(engine: Engine) -> None:
 
 
 def _x86_offsets(text: str) -> NativeCode:
-    from backends.base import CodegenOptions
+    from jit.backends.base import CodegenOptions
 
     return X86_64Backend().compile(jit.assemble(text), CodegenOptions())
 

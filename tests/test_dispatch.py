@@ -10,9 +10,9 @@ import re
 import pytest
 
 import jit
-from backends import architectures, get_backend, template
-from backends.base import CodegenOptions
 from jit.analysis import fixpoint
+from jit.backends import architectures, get_backend, template
+from jit.backends.base import CodegenOptions
 from jit.core import isa
 from jit.core.bytecode import Bytecode, Dispatch, Instruction
 from jit.core.isa import Op

@@ -460,7 +460,7 @@ def test_helpers_see_map_memory(engine):
 
 @pytest.mark.parametrize("engine", **by_name(COMPILED))
 def test_benchmark_program(engine):
-    from bench.map_lookup import lookup_program as bench_program
+    from jit.bench.map_lookup import lookup_program as bench_program
 
     prog, expected = bench_program(16)
     assert expected == 2 * sum(3 * key + 1 for key in range(8)) == 184  # keys 0..7 twice, value 3k + 1
@@ -469,7 +469,7 @@ def test_benchmark_program(engine):
 
 
 def test_benchmark_script_prints_its_table(capsys):
-    from bench.map_lookup import main
+    from jit.bench.map_lookup import main
 
     assert main(["--lookups", "8", "--quick"]) == 0
     lines = capsys.readouterr().out.splitlines()

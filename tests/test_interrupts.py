@@ -132,7 +132,7 @@ def test_the_signal_handler_moves_only_a_pc_inside_the_code(arch: str, inside: b
 
     from unicorn import Uc
 
-    from backends import get_backend
+    from jit.backends import get_backend
 
     backend = get_backend(arch)
     emulation = backend.emulation()

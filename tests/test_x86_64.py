@@ -14,9 +14,9 @@ import capstone
 import pytest
 
 import jit
-from backends import get_backend
-from backends.base import CodegenOptions, NativeCode
-from backends.x86_64 import CONTEXT, REGS, SCRATCH, X86_64Backend
+from jit.backends import get_backend
+from jit.backends.base import CodegenOptions, NativeCode
+from jit.backends.x86_64 import CONTEXT, REGS, SCRATCH, X86_64Backend
 from jit.core import isa
 from jit.core.bytecode import Instruction
 from jit.core.host import host_arch
@@ -217,7 +217,7 @@ def test_packet_load_out_of_bounds_inside_a_local_call_returns_zero(engine: Engi
 
 def _machine_helper(assembly: str) -> int:
     """Address of a tiny native helper (kept mapped for the test session)."""
-    from backends.x86_64 import assemble
+    from jit.backends.x86_64 import assemble
     from jit.runtime.native import map_code
 
     address, _ = map_code(assemble(assembly))

@@ -3,7 +3,7 @@ and what a failed one reports.
 
 ``jit.compile(bounds_check=...)`` asks :func:`plan_checks` which memory
 accesses (loads, stores, atomics) get a check, and where each may land
-(:class:`backends.base.Check`):
+(:class:`jit.backends.base.Check`):
 
 * ``"auto"``: exactly the accesses the verifier could not prove safe
   (``VerifierResult.unproven``), each confined to the region(s) the verifier

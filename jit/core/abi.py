@@ -14,7 +14,7 @@ BPF slot in ``ctx->error_pc``. Where a run-time bounds check lets an access
 land is a :class:`Check` set; the memory blocks a program may reach besides
 its buffer and stack (maps, global data) are :class:`Span` records. A map
 descriptor (what ``lddw.mapfd`` resolves to) has the fields of :class:`Desc`.
-See :mod:`backends.base` for the code-generation side.
+See :mod:`jit.backends.base` for the code-generation side.
 """
 
 from __future__ import annotations

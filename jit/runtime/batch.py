@@ -11,7 +11,7 @@ length; writes land in the batch's own buffer.
 How it runs, per kind of compiled program:
 
 * **native** (x86-64 on an x86-64 host, ARM64 on an ARM64 host): the batch
-  driver of :mod:`backends.batch` calls the program's entry once per packet,
+  driver of :mod:`jit.backends.batch` calls the program's entry once per packet,
   with a context and BPF stack of the batch's own, so the only Python cost is
   one ctypes call per batch;
 * **emulated** (unicorn): the same driver code under a unicorn instance of
@@ -167,7 +167,7 @@ def _address(buffer: array | bytearray) -> int:
 
 @functools.cache
 def _native_driver(arch: str) -> Callable[[int], int]:
-    from backends.batch import driver_code
+    from jit.backends.batch import driver_code
     from jit.runtime.native import map_code
 
     address, _ = map_code(driver_code(arch))  # lives as long as the process

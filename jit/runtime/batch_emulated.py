@@ -3,7 +3,7 @@
 An :class:`EmulatedBatch` is a unicorn instance of its own (not the one of
 the :class:`jit.runtime.emulated.EmulatedProgram`, whose layout serves one
 buffer per call) holding the program's machine code, the batch driver of
-:mod:`backends.batch`, a context and a BPF stack, a host stack, and per call
+:mod:`jit.backends.batch`, a context and a BPF stack, a host stack, and per call
 the packets and the job with its arrays; the driver then runs the whole batch
 in one ``emu_start``. Only programs :func:`jit.runtime.batch.batch_path`
 calls "emulated" come here: no helpers, maps, tail calls or loops, so the
@@ -18,9 +18,9 @@ from typing import Any
 
 from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError
 
-from backends import get_backend
-from backends.base import NativeCode
-from backends.batch import driver_code
+from jit.backends import get_backend
+from jit.backends.base import NativeCode
+from jit.backends.batch import driver_code
 from jit.core.abi import BATCH_JOB_SIZE, CONTEXT_SIZE, STACK_BYTES, BatchJob, Ctx
 from jit.core.errors import ExecutionError
 from jit.core.isa import STACK_SIZE

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
-from backends.base import NativeCode
+from jit.backends.base import NativeCode
 from jit.core.abi import ErrorCode, Span
 from jit.core.errors import ExecutionError, HelperError, Interrupted, MemoryAccessError, UsageError
 from jit.core.helpers import Helper
@@ -226,7 +226,7 @@ class CompiledProgram(ABC):
 
     def disasm(self) -> str:
         """Capstone listing: each BPF instruction above the native code it became."""
-        from backends.listing import listing
+        from jit.backends.listing import listing
 
         return listing(self.native)
 

@@ -12,7 +12,7 @@ this host and ``emulate`` is False, else
 Every program gets the library's helpers (:func:`jit.runtime.helpers.program_helpers`:
 map helpers over ``prog.maps``, trace_printk, tail_call, ...) with the user's
 ``helpers=`` on top, as on the interpreter. Array-map lookups take the native
-fast path of :mod:`backends.base` unless ``fast_lookup=False`` or the user
+fast path of :mod:`jit.backends.base` unless ``fast_lookup=False`` or the user
 replaced helper 1. A program with a program array that may call ``tail_call``
 gets a :class:`jit.runtime.tailcalls.TailCallRunner`: each run follows the
 chain of tail calls, compiling each target once with the same options and
@@ -83,10 +83,10 @@ def compile(
     interpreter (``jit.interpret(max_steps=)``) counts every executed
     instruction instead, so the same budget stops native code much later.
     """
-    from backends import architectures, get_backend
-    from backends.base import CodegenOptions
     from jit.analysis.checks import plan_checks, validate_mode
     from jit.analysis.verifier import analyze
+    from jit.backends import architectures, get_backend
+    from jit.backends.base import CodegenOptions
 
     validate_mode(bounds_check)
     check_max_steps(max_steps)

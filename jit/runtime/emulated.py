@@ -49,8 +49,8 @@ from unicorn import (
     UcError,
 )
 
-from backends import get_backend
-from backends.base import NativeCode
+from jit.backends import get_backend
+from jit.backends.base import NativeCode
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
 from jit.core.errors import ExecutionError, StepLimitError
 from jit.core.helpers import Helper, HelperId

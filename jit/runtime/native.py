@@ -3,7 +3,7 @@
 :class:`NativeProgram` maps the code read-write, copies it in, then switches
 the pages to read-execute (never writable and executable at once) and calls
 the entry point through ctypes. It owns a run-time context and a BPF stack
-(see :mod:`backends.base` for the ABI), and unmaps the code on :meth:`close`
+(see :mod:`jit.backends.base` for the ABI), and unmaps the code on :meth:`close`
 or when it is garbage-collected.
 
 Python helpers are reached through ONE ctypes callback for the whole process
@@ -13,7 +13,7 @@ state through ``ctx->handle``. Native helpers (function addresses) go straight
 into the context's helper table.
 
 When the code has the array-map lookup stub (``native.labels["map_lookup"]``,
-see :mod:`backends.base`), ``ctx->helpers[1]`` points at it and the entry it
+see :mod:`jit.backends.base`), ``ctx->helpers[1]`` points at it and the entry it
 replaces (the dispatcher) becomes ``ctx->lookup_fallback``.
 
 The module is architecture-neutral. On an ARM64 host the instruction cache is
@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from backends.base import NativeCode
+from jit.backends.base import NativeCode
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
 from jit.core.errors import CompileError
 from jit.core.helpers import Helper, HelperId

@@ -2,7 +2,7 @@
 
 Generated code has no stop flag to poll (a check at every back-edge cost up
 to 1.2x in byte loops). Instead a signal handler of our own, written by the
-backend (:meth:`backends.base.Backend.interrupt_handler`) and installed for
+backend (:meth:`jit.backends.base.Backend.interrupt_handler`) and installed for
 :data:`STOP_SIGNAL`, looks at where the signal found the main thread: inside
 a program's generated code, it moves the program counter to that program's
 ``interrupt`` stub, which reports ErrorCode.INTERRUPTED and unwinds like any
@@ -21,7 +21,7 @@ import signal
 import threading
 from collections.abc import Callable
 
-from backends import get_backend
+from jit.backends import get_backend
 from jit.core.host import host_arch
 
 STOP_SIGNAL = signal.SIGRTMIN + 6 if hasattr(signal, "SIGRTMIN") else None

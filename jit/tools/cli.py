@@ -227,7 +227,7 @@ def _fuzz_malformed(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from bench.runner import main
+    from jit.bench.runner import main
 
     return main(argv)
 
