@@ -1,6 +1,6 @@
 """ARM64 (AArch64) backend: eBPF to ARM64 assembly text, assembled by keystone.
 
-Register map (DESIGN.md section 4, the Linux kernel's)::
+Register map (the Linux kernel's)::
 
     R0 x7   R1-R5 x0-x4   R6-R9 x19-x22   R10 x25   scratch x9-x12
     x26  the run-time context (callee-saved, so it survives helper calls)

@@ -75,7 +75,7 @@ class CodegenOptions:
 
     helper_ids: frozenset[int] = frozenset()  # helpers the program may call
     max_steps: int | None = None  # count back-edges and calls when set
-    bounds_check: bool | str = False  # False | True | "auto" (issue 7)
+    bounds_check: bool | str = False  # False | True | "auto"
     array_maps: tuple[int, ...] = ()  # descriptor addresses the map-lookup stub serves
     # Run-time bounds checks: slot -> where the access may land (jit.analysis.checks
     # plans them from bounds_check and the verifier's result).
@@ -105,7 +105,7 @@ class NativeCode:
     # Named native offsets of code that belongs to no instruction (prologue,
     # epilogue, error stubs), for listings; optional.
     labels: dict[str, int] = field(default_factory=dict)
-    # The run-time bounds checks emitted: slot -> allowed regions (issue 7).
+    # The run-time bounds checks emitted: slot -> allowed regions.
     checks: Mapping[int, Check] = field(default_factory=dict)
 
     @property

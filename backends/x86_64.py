@@ -1,6 +1,6 @@
 """x86-64 backend: BPF instructions to Intel-syntax assembly, assembled by keystone.
 
-Register map (the Linux kernel's, DESIGN.md section 4): R0 rax, R1-R5 rdi rsi
+Register map (the Linux kernel's): R0 rax, R1-R5 rdi rsi
 rdx rcx r8 (the C argument registers, so helper calls need no moves), R6-R9 rbx
 r13 r14 r15 (callee-saved), R10 rbp. r12 holds the run-time context for the
 whole run: it is callee-saved, so it survives helper calls. r9, r10 and r11 are

@@ -1,4 +1,4 @@
-"""Safe execution on every engine (issue 7): run-time bounds checks and max_steps.
+"""Safe execution on every engine: run-time bounds checks and max_steps.
 
 Each bad access gives a jit.MemoryAccessError naming the instruction on every
 engine of ``jit.engines()`` (the interpreter checks every access; the

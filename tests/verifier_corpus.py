@@ -486,7 +486,7 @@ reject(K, "index_past_the_stack", "mov %r3, %r10; mov %r4, 0; f: add %r3, -8; st
 reject(K, "index_past_the_buffer", "mov %r0, 0; mov %r3, 0; l: mov %r5, %r1; add %r5, %r3; ldxb %r4, [%r5]; "
        "add %r0, %r4; add %r3, 1; jlt %r3, 201, l; exit", BUF, mem=b"\x01" * 200)  # fmt: skip
 
-# --- the stack-filling loops of issue 11 -----------------------------------------------
+# --- stack-filling loops (a verifier that once refused them) -----------------------------------------------
 
 K = "stack_filling_loop"
 _FILL_SUM = ("mov %r3, %r10; mov %r4, 0; fill: add %r3, -8; stxdw [%r3], {value}; add %r4, 1; jlt %r4, {n}, fill; "

@@ -1,4 +1,4 @@
-"""Safe execution of compiled code (issue 7): where run-time bounds checks go,
+"""Safe execution of compiled code: where run-time bounds checks go,
 and what a failed one reports.
 
 ``jit.compile(bounds_check=...)`` asks :func:`plan_checks` which memory

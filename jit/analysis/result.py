@@ -10,7 +10,7 @@ from jit.analysis.state import Region
 
 @dataclass(frozen=True)
 class VerifierResult:
-    """What :func:`jit.analysis.verifier.analyze` found. ``unproven`` holds the
+    """What the verifier found (:func:`jit.verify`, ``fn.verification``). ``unproven`` holds the
     slots of the accesses (and indirect calls) it could not prove safe,
     ``notes`` says why for each. ``imprecise`` is set when a violation was
     found on a state made imprecise by joins: then nothing is proven.

@@ -289,7 +289,9 @@ def assemble(text: str, name: str = "prog", maps: Maps | None = None) -> Program
     defines the label ``exit`` unless the text defines ``exit:`` itself.
     Raises :class:`AssemblyError` naming the line (1-based) and showing it.
     ``maps`` (a list of :class:`jit.Map`, or a dict of them) binds
-    ``lddw.mapfd %rN, I`` to map ``I`` (see :mod:`jit.frontend.mapbinding`).
+    ``lddw.mapfd %rN, I`` to map ``I`` of the list (``lddw.mapval %rN, I, OFF``:
+    the address of byte OFF of array map ``I``'s first value); make maps with
+    :func:`jit.create_map`.
     """
     prog = _assemble(check_str("text", text), check_str("name", name))
     if maps is None:

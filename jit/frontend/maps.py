@@ -140,6 +140,7 @@ class Map:
 
     @property
     def values_address(self) -> int:
+        """Host address of the first value (value ``i`` is ``value_stride`` bytes later each)."""
         return self.storage.address
 
     @property
@@ -208,6 +209,7 @@ class Map:
         return 0 if slot is None else self.slot_address(slot)
 
     def update_raw(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
+        """:meth:`update` with ``key`` and ``value`` as bytes of exactly the map's sizes."""
         if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
             raise MapError(errno.EINVAL, f"map {self.name!r}: unknown update flags {flags}")
         slot = self._insert(self._raw(key, self.key_size, "key"), flags)
@@ -222,6 +224,7 @@ class Map:
     # --- the Python API -----------------------------------------------------------
 
     def key(self, key: Key) -> bytes:
+        """``key`` as the map's key bytes (an int is stored little-endian)."""
         return to_bytes(key, self.key_size, f"key of map {self.name!r}")
 
     def lookup(self, key: Key) -> bytes | None:
@@ -238,10 +241,12 @@ class Map:
         self._remove(self.key(key))
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs as bytes, in the map's order (arrays: by index)."""
         for key, slot in list(self._entries()):
             yield key, self.storage.read(slot * self.value_stride, self.value_size)
 
     def keys(self) -> Iterator[bytes]:
+        """The keys, as bytes."""
         for key, _ in self.items():
             yield key
 
@@ -249,6 +254,7 @@ class Map:
         return self.keys()
 
     def values(self) -> Iterator[bytes]:
+        """Copies of the values, as bytes."""
         for _, value in self.items():
             yield value
 

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 class Program(Bytecode):
     """A decoded eBPF program with its maps, global data and relocations.
 
-    ``len(prog)`` counts 8-byte slots; iterating yields ``(pc, instruction)``
-    (see :class:`~jit.core.bytecode.Bytecode`). Two programs are equal when
-    their instructions are.
+    ``len(prog)`` counts 8-byte slots; iterating yields ``(pc, instruction)``;
+    ``prog.instructions`` holds the :class:`jit.Instruction` objects (one per
+    ``lddw``, which takes two slots) and ``prog.to_bytes()`` the bytecode. Two
+    programs are equal when their instructions are.
     """
 
     maps: dict[str, Map] = field(default_factory=dict, repr=False)
@@ -42,7 +43,7 @@ class Program(Bytecode):
     @classmethod
     def from_elf(cls, path: str | Path, section: str | None = None) -> Program:
         """The program ``section`` (the only one when None) of a clang-built
-        eBPF object (see :mod:`jit.frontend.elf`): its maps and global data are
+        eBPF object (``bpf`` target, BTF or legacy maps): its maps and global data are
         created and its relocations resolved to their host addresses. Every call
         creates fresh maps; :func:`elf_object` loads several programs of one
         object that share their maps."""

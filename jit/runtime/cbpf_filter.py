@@ -52,6 +52,7 @@ class Filter:
         return self.fn(packet)
 
     def match(self, packet: Packet) -> bool:
+        """Whether the filter accepts ``packet`` (a non-zero return value)."""
         return self.fn(packet) != 0
 
     def match_many(self, packets: PacketBatch | Sequence[Packet]) -> array:

@@ -61,12 +61,12 @@ def compile(
     an ELF object; ``fast_lookup=False`` sends array-map lookups through the
     Python helper too (for comparison).
 
-    Safety. The static verifier (:func:`jit.analysis.verifier.analyze`, with
-    these helpers) runs first: a definite violation raises VerifierError. A
+    Safety. The static verifier (what :func:`jit.verify` runs, with these
+    helpers) runs first: a definite violation raises VerifierError. A
     possible violation found only where joining paths lost precision is not
     definite: the program then runs with every access checked and a zeroed
     stack, as with ``verify=False`` (``fn.verification.imprecise`` says why).
-    ``bounds_check`` then decides the run-time checks (:mod:`jit.analysis.checks`):
+    ``bounds_check`` then decides the run-time checks:
     ``"auto"`` checks exactly the loads, stores and atomics the verifier could
     not prove safe, True checks every one, False none (trusting the program,
     as peer JITs do; for benchmarking). A failed check raises
