@@ -8,7 +8,9 @@
    without the verifier (``verify=False``: the random programs do not verify).
 2. The cost of one call of a trivial compiled program from Python (``fn()``,
    median over batches), and of one iteration of ``fn.run_many``.
-3. The speedup of native code over the interpreter on a loop-heavy program
+3. Per bench program: the whole ``jit.compile`` of its bytecode with the
+   verifier, without it, and a second compile served by the code cache.
+4. The speedup of native code over the interpreter on a loop-heavy program
    (medians of whole runs; the native side uses ``run_many``).
 
 A script, not a test: the figures depend on the machine and its load.
@@ -69,12 +71,29 @@ def compile_throughput(sizes: list[int], arch: str | None) -> list[tuple[int, fl
     rows = []
     # Code generation only: the random programs are not verifiable (uninitialised
     # registers and stack); the verifier's own cost is in `bpfjit bench --bounds`.
-    options = {"arch": arch, "emulate": arch is not None, "verify": False, "bounds_check": False}
+    options = {"arch": arch, "emulate": arch is not None, "verify": False, "bounds_check": False, "cache": False}
     for slots in sizes:
         prog = mixed_program(slots)
         runs = 1 if slots >= 1_000_000 else 5 if slots >= 10_000 else 21
         seconds = median_time(lambda prog=prog: jit.compile(prog, **options).close(), runs)
         rows.append((slots, slots / seconds))
+    return rows
+
+
+def bench_compiles(arch: str | None, runs: int) -> list[tuple[str, int, float, float, float]]:
+    """Per bench program: median seconds of a whole ``jit.compile`` of its bytecode
+    with the verifier, without it, and again from the in-process code cache."""
+    from jit.bench.suite import SUITE
+
+    rows = []
+    options = {"arch": arch, "emulate": arch is not None}
+    for bench in SUITE:
+        raw = bench.bytecode.read_bytes()
+        verified = median_time(lambda raw=raw: jit.compile(raw, cache=False, **options).close(), runs)
+        unverified = median_time(lambda raw=raw: jit.compile(raw, cache=False, verify=False, **options).close(), runs)
+        jit.compile(raw, **options).close()  # fills the cache
+        cached = median_time(lambda raw=raw: jit.compile(raw, **options).close(), runs)
+        rows.append((bench.name, len(raw) // 8, verified, unverified, cached))
     return rows
 
 
@@ -114,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|")
     for slots, rate in compile_throughput(sizes, args.arch):
         print(f"| jit.compile | {slots:,} | {rate:,.0f} |")
+    print()
+    print("| bench program | slots | jit.compile | verify=False | cached |")
+    print("|---|---:|---:|---:|---:|")
+    for name, slots, verified, unverified, cached in bench_compiles(args.arch, 3 if args.quick else 11):
+        print(f"| {name} | {slots} | {verified * 1e3:.2f} ms | {unverified * 1e3:.2f} ms | {cached * 1e6:.0f} us |")
     per_call, per_iteration = call_cost(1_000 if args.quick else 20_000)
     print()
     print("| call of `mov r0, 1; exit` | time |")

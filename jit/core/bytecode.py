@@ -300,10 +300,19 @@ class Bytecode:
     @classmethod
     def from_bytes(cls, raw: bytes | bytearray | memoryview, name: str = "prog") -> Self:
         """Decode little-endian bytecode (8-byte slots)."""
-        return cls(tuple(decode(bytes(raw))), name=name)
+        raw = bytes(raw)
+        code = cls(tuple(decode(raw)), name=name)
+        code.cache["bytes"] = (code.instructions, raw)  # decoding is canonical: what to_bytes() would give
+        return code
 
     def to_bytes(self) -> bytes:
-        return b"".join(insn.encode() for insn in self.instructions)
+        """The program as bytecode (kept after the first call)."""
+        kept = self.cache.get("bytes")
+        if kept is not None and kept[0] is self.instructions:
+            return kept[1]
+        raw = b"".join(insn.encode() for insn in self.instructions)
+        self.cache["bytes"] = (self.instructions, raw)
+        return raw
 
     def __len__(self) -> int:
         return self.slot_count

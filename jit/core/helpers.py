@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import inspect
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -187,6 +188,12 @@ def make_helper(helper_id: int, value: object, builtin: bool = False) -> Helper:
         return Helper(helper_id, name, address=address, prototype=prototype_for(helper_id, name))
     if not callable(value):
         raise UsageError(f"helper {helper_id}: expected a callable or a native function address, got {value!r}")
+    if builtin and isinstance(value, types.FunctionType):  # our own: only whether it takes memory=
+        code = value.__code__
+        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        wants = "memory" in names or bool(code.co_flags & inspect.CO_VARKEYWORDS)
+        spec = REGISTRY[helper_id]
+        return Helper(helper_id, spec.name, func=value, wants_memory=wants, prototype=spec.prototype)
     try:
         signature = inspect.signature(value)
     except (TypeError, ValueError):  # a builtin without a signature: called as it is

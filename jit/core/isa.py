@@ -204,7 +204,7 @@ def _registers(form: Form, op: Op, fetch: bool) -> tuple[tuple[_Reg, ...], tuple
     return (), ()  # JA, JA32, CALL_BTF
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # rows are unique: equal and hashed by identity (fast, in every Instruction hash)
 class OpSpec:
     """One row of the instruction table.
 

@@ -34,6 +34,8 @@ from jit.core.usage import check_bool, check_optional_str
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.maps import MapType, ProgArrayMap
 from jit.frontend.program import Program
+from jit.runtime import codecache
+from jit.runtime.codecache import CACHE, Compiled
 from jit.runtime.compiled import CompiledProgram
 from jit.runtime.helpers import program_helpers
 from jit.runtime.tailcalls import TailCallChain, TailCallRunner
@@ -52,6 +54,7 @@ def compile(
     bounds_check: bool | str = "auto",
     verify: bool = True,
     fast_lookup: bool = True,
+    cache: bool = True,
 ) -> CompiledProgram:
     """Compile ``prog`` for ``arch`` (None: this host) into ``fn(mem=None) -> R0``.
 
@@ -82,6 +85,11 @@ def compile(
     StepLimitError naming the jump or call that exhausted the budget; the
     interpreter (``jit.interpret(max_steps=)``) counts every executed
     instruction instead, so the same budget stops native code much later.
+
+    Compiling the same program again (same code, maps and global data, helper
+    names and prototypes, architecture and options) reuses the first compile's
+    verification and machine code from an in-process cache of 256 programs;
+    ``cache=False`` compiles afresh.
     """
     from jit.analysis.checks import plan_checks, validate_mode
     from jit.analysis.verifier import analyze
@@ -94,8 +102,13 @@ def compile(
         check_bool(name, value)
         for name, value in (("emulate", emulate), ("verify", verify), ("fast_lookup", fast_lookup))
     )
+    cache = check_bool("cache", cache)
     arch = check_optional_str("arch", arch)
-    program = load_program(prog, check_optional_str("section", section))
+    section = check_optional_str("section", section)
+    if cache and isinstance(prog, bytes | bytearray | memoryview):
+        program = codecache.decode(bytes(prog))
+    else:
+        program = load_program(prog, section)
     host = host_arch()
     arch = arch or host
     if arch is None:
@@ -114,7 +127,7 @@ def compile(
     )
     backend = get_backend(arch)
 
-    def build(target: Program, tail_calls: TailCallRunner | None = None) -> CompiledProgram:
+    def generate(target: Program) -> Compiled:
         if verify:
             verification = analyze(target, helpers=resolved)  # checks the control flow too
         else:
@@ -123,7 +136,19 @@ def compile(
         checks = plan_checks(target, bounds_check, verification)
         # a verified program never reads stack it did not write: no need to zero it per run
         zero_stack = verification is None or verification.imprecise is not None or bool(verification.lenient)
-        native = backend.compile(target, replace(options, checks=checks, zero_stack=zero_stack))
+        return Compiled(verification, backend.compile(target, replace(options, checks=checks, zero_stack=zero_stack)))
+
+    def build(target: Program, tail_calls: TailCallRunner | None = None) -> CompiledProgram:
+        key = codecache.key(arch, target, options, verify, resolved) if cache else None
+        if key is not None:
+            compiled = CACHE.get(key)
+            if compiled is None:
+                compiled = generate(target)
+                CACHE.put(key, compiled)
+            compiled = codecache.for_program(compiled, target)
+        else:
+            compiled = generate(target)
+        verification, native = compiled.verification, compiled.native
         if arch == host and not emulate:
             from jit.runtime.native import NativeProgram
 
