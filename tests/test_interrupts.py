@@ -62,11 +62,14 @@ def _interrupt_child(engine: str, mode: str) -> str:
     )
     try:
         assert child.stdout is not None
-        assert child.stdout.readline() == "ready\n"
+        ready = child.stdout.readline()
+        if ready != "ready\n":
+            out, err = child.communicate(timeout=60)
+            raise AssertionError(f"the child ended before 'ready' (exit status {child.returncode}): {ready + out}{err}")
         # Once the child has spent 0.3 s of CPU time after "ready" it is in the loop
         # (a signal any earlier would be a plain KeyboardInterrupt from Python code,
         # and fail the test); CPU time, not wall time, so a loaded machine waits longer.
-        _wait_for_cpu_time(child.pid, 0.3)
+        _wait_for_cpu_time(child, 0.3)
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=60)
     finally:
@@ -82,10 +85,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def _wait_for_cpu_time(pid: int, seconds: float, timeout: float = 60) -> None:
-    start, deadline = _cpu_seconds(pid), time.monotonic() + timeout
-    while _cpu_seconds(pid) - start < seconds:
-        assert time.monotonic() < deadline, "the child never started running its loop"
+def _wait_for_cpu_time(child: subprocess.Popen, seconds: float, timeout: float = 60) -> None:
+    start, deadline = _cpu_seconds(child.pid), time.monotonic() + timeout
+    while _cpu_seconds(child.pid) - start < seconds:
+        if child.poll() is not None:  # a dead child's CPU time stops: say how it died, not that it idled
+            out, err = child.communicate()
+            raise AssertionError(
+                f"the child ended inside its endless loop (exit status {child.returncode}): {out}{err}"
+            )
+        assert time.monotonic() < deadline, "the child used no CPU for a minute after 'ready'"
         time.sleep(0.01)
 
 
