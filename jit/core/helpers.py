@@ -188,31 +188,35 @@ def make_helper(helper_id: int, value: object, builtin: bool = False) -> Helper:
         return Helper(helper_id, name, address=address, prototype=prototype_for(helper_id, name))
     if not callable(value):
         raise UsageError(f"helper {helper_id}: expected a callable or a native function address, got {value!r}")
-    if builtin and isinstance(value, types.FunctionType):  # our own: only whether it takes memory=
+    if builtin and isinstance(value, types.FunctionType):  # our own, known to fit R1-R5: skip inspect.signature
         code = value.__code__
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-        wants = "memory" in names or bool(code.co_flags & inspect.CO_VARKEYWORDS)
-        spec = REGISTRY[helper_id]
-        return Helper(helper_id, spec.name, func=value, wants_memory=wants, prototype=spec.prototype)
-    try:
-        signature = inspect.signature(value)
-    except (TypeError, ValueError):  # a builtin without a signature: called as it is
-        signature = None
-    params = signature.parameters if signature is not None else {}
-    wants_memory = "memory" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    if signature is not None:
-        try:
-            signature.bind(*range(5), **({"memory": None} if wants_memory else {}))
-        except TypeError as exc:
-            raise UsageError(
-                f"helper {helper_id} ({getattr(value, '__name__', repr(value))}) cannot be called with R1-R5: {exc};"
-                " define it as f(r1, r2, r3, r4, r5) or f(*args), with a memory= keyword if it reads memory"
-            ) from None
+        wants_memory = "memory" in names or bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    else:
+        wants_memory = _check_arity(helper_id, value)
     if builtin:
         spec = REGISTRY[helper_id]
         return Helper(helper_id, spec.name, func=value, wants_memory=wants_memory, prototype=spec.prototype)
     name = getattr(value, "__name__", repr(value))
     return Helper(helper_id, name, func=value, wants_memory=wants_memory, prototype=prototype_for(helper_id, name))
+
+
+def _check_arity(helper_id: int, value: Callable) -> bool:
+    """Whether ``value`` takes ``memory=``; UsageError when it cannot be called with R1-R5."""
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # a builtin without a signature: called as it is
+        return False
+    params = signature.parameters
+    wants_memory = "memory" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    try:
+        signature.bind(*range(5), **({"memory": None} if wants_memory else {}))
+    except TypeError as exc:
+        raise UsageError(
+            f"helper {helper_id} ({getattr(value, '__name__', repr(value))}) cannot be called with R1-R5: {exc};"
+            " define it as f(r1, r2, r3, r4, r5) or f(*args), with a memory= keyword if it reads memory"
+        ) from None
+    return wants_memory
 
 
 def _check_native_address(helper_id: int, address: int) -> None:
