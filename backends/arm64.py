@@ -164,6 +164,11 @@ class _Emitter(Emitter):
         self.fail("b.mi", ErrorCode.STEPS, pc)
 
     # --- fixed code --------------------------------------------------------------------------
+    def direct_entry(self) -> None:
+        assert Ctx.MEM_END == Ctx.MEM_START + 8  # one stp
+        self.emit(f"str xzr, [x2, #{Ctx.ERROR}]", "mov x9, #1", f"str x9, [x2, #{Ctx.REPEAT}]")
+        self.emit("add x9, x0, x1", f"stp x0, x9, [x2, #{Ctx.MEM_START}]")
+
     def enter(self) -> None:
         self.emit(
             "stp x29, x30, [sp, #-80]!",

@@ -16,6 +16,12 @@ program's exit returns to the prologue. The prologue repeats that call
 ``ctx->repeat`` times (the native batch loop behind ``fn.run_many``), reloading
 R1, R2 and R10 each time, then restores registers and returns R0.
 
+A second entry point with the same signature, ``labels["direct"]`` (the stub
+just before the prologue, falling into it), first clears ``ctx->error`` and
+sets ``ctx->repeat = 1`` and ``ctx->mem_start``/``mem_end`` from mem and len:
+one run with no context field set by the caller. ``fn(mem)`` from Python and
+the batch driver enter there.
+
 Errors detected in generated code (failed bounds check, exhausted step budget,
 call depth, a helper that raised, a bad ``callx`` id, falling off the end) store
 an ``ErrorCode`` in ``ctx->error`` and the BPF slot in ``ctx->error_pc``, then
@@ -66,7 +72,7 @@ from dataclasses import dataclass, field
 from jit.core.abi import HELPER_SLOTS, Check, Span
 from jit.core.bytecode import Bytecode, Instruction
 from jit.core.errors import CompileError
-from jit.core.isa import FRAME_POINTER, Access
+from jit.core.isa import FRAME_POINTER, Access, Op
 
 
 @dataclass(frozen=True)
@@ -212,3 +218,14 @@ def emitted_checks(prog: Bytecode, checks: Mapping[int, Check]) -> dict[int, Che
         for pc, allowed in checks.items()
         if allowed and pc in prog.index_of and prog.at(pc).spec.access is not None
     }
+
+
+def called_helper_ids(native: NativeCode) -> frozenset[int] | None:
+    """Helper ids the program calls directly; None when it uses callx (any id)."""
+    ids = set()
+    for _, insn in native.prog:
+        if insn.spec.op is Op.CALLX:
+            return None
+        if insn.spec.op is Op.CALL:
+            ids.add(insn.imm)
+    return frozenset(ids)

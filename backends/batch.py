@@ -1,10 +1,10 @@
 """The batch driver: native code that runs a compiled program once per packet.
 
 ``uint64_t driver(BatchJob *job)`` (the job's layout is
-:class:`jit.core.abi.BatchJob`) calls the program's entry
-``entry(base + offsets[i], lengths[i], ctx)`` for each ``i < count``, with
-``ctx->repeat = 1`` and ``ctx->mem_start``/``mem_end`` set to the packet
-before each call (the prologue derives its bounds-check limits from them),
+:class:`jit.core.abi.BatchJob`) calls the program's direct entry
+``direct(base + offsets[i], lengths[i], ctx)`` for each ``i < count`` (the
+stub before the prologue that clears ``ctx->error`` and sets
+``ctx->repeat = 1`` and ``ctx->mem_start``/``mem_end`` to the packet),
 stores R0 in ``out[i]``, and stops at the first packet whose run sets
 ``ctx->error``. It returns how many packets ran to completion, so the caller
 can report the failing one. One call from Python then costs a few
@@ -46,10 +46,6 @@ def _x86_64() -> bytes:
         "mov rdi, qword ptr [r13+rax*8]",
         "add rdi, r12",
         "mov rsi, qword ptr [r14+rax*8]",
-        f"mov {ctx(Ctx.REPEAT)}, 1",
-        f"mov {ctx(Ctx.MEM_START)}, rdi",
-        "lea rdx, [rdi+rsi]",
-        f"mov {ctx(Ctx.MEM_END)}, rdx",
         "mov rdx, rbp",
         "call rbx",
         f"cmp {ctx(Ctx.ERROR)}, 0",
@@ -91,11 +87,6 @@ def _arm64() -> bytes:
         "ldr x0, [x22, x26, lsl #3]",
         "add x0, x0, x21",
         "ldr x1, [x23, x26, lsl #3]",
-        "mov x9, #1",
-        f"str x9, [x20, #{int(Ctx.REPEAT)}]",
-        f"str x0, [x20, #{int(Ctx.MEM_START)}]",
-        "add x9, x0, x1",
-        f"str x9, [x20, #{int(Ctx.MEM_END)}]",
         "mov x2, x20",
         "blr x19",
         f"ldr x9, [x20, #{int(Ctx.ERROR)}]",

@@ -29,7 +29,7 @@ What a new backend must provide (each primitive is documented on
 :class:`Emitter`): the label prefix ``LOCAL``; ``emit``-level helpers of its
 own; the lowerings ``alu shift divide neg movsx byteswap jump callx
 call_local call_out exit load_imm64 load store atomic ldpacket``; the fixed
-code ``enter zero_stack start_run call_program next_run epilogue exit0
+code ``direct_entry enter zero_stack start_run call_program next_run epilogue exit0
 abort error_stub``; ``count_step`` and ``goto``; the bounds-check steps
 ``check_setup check_address check_aligned region_test record_fault
 block_test block_answers``; the lookup-stub steps ``lookup_match
@@ -88,6 +88,7 @@ LOWERING: Dispatch[str] = Dispatch(
 
 # Code that belongs to no instruction, under its NativeCode.labels name.
 STUBS = (
+    "direct",
     "prologue",
     "epilogue",
     "exit0",
@@ -193,6 +194,8 @@ class Emitter(ABC):
 
     def prologue(self) -> None:
         batch, resume = self.local("batch"), self.local("resume")
+        self.label(self.stub("direct"))
+        self.direct_entry()
         self.label(self.stub("prologue"))
         self.enter()
         if self.options.checks:
@@ -373,6 +376,12 @@ class Emitter(ABC):
     @abstractmethod
     def ldpacket(self, pc: int, insn: Instruction) -> None:
         """LD_ABS/LD_IND: R0 = big-endian load from the input buffer; out of bounds jumps to exit0."""
+
+    @abstractmethod
+    def direct_entry(self) -> None:
+        """The one-run entry (falls into the prologue): ``ctx->error = 0``,
+        ``ctx->repeat = 1``, ``ctx->mem_start``/``mem_end`` from mem and len,
+        so a call from Python sets no context field itself."""
 
     @abstractmethod
     def enter(self) -> None:

@@ -137,6 +137,13 @@ class _Emitter(Emitter):
 
     # -- fixed code ------------------------------------------------------------
 
+    def direct_entry(self) -> None:
+        def field(f: Ctx) -> str:  # the context register is not bound yet: ctx is still in rdx
+            return f"qword ptr [{RDX.q}+{int(f)}]"
+
+        self.emit(f"mov {field(Ctx.ERROR)}, 0", f"mov {field(Ctx.REPEAT)}, 1", f"mov {field(Ctx.MEM_START)}, {RDI.q}")
+        self.emit(f"lea {RAX.q}, [{RDI.q}+{RSI.q}]", f"mov {field(Ctx.MEM_END)}, {RAX.q}")
+
     def enter(self) -> None:
         self.emit(*(f"push {reg.q}" for reg in HOST_SAVED))
         # mem and len stay on the host stack for the batch loop; the extra

@@ -6,8 +6,9 @@
    100, 10,000 and 1,000,000 slots (a mix of ALU, jumps, loads and stores),
    measured as the whole ``jit.compile`` (codegen + one keystone call + mapping)
    without the verifier (``verify=False``: the random programs do not verify).
-2. The cost of one call of a trivial compiled program from Python (``fn()``,
-   median over batches), and of one iteration of ``fn.run_many``.
+2. The cost of one call of a trivial compiled program from Python (``fn(mem)``
+   for no buffer, bytes, bytearray and memoryview; medians over batches), of
+   one iteration of ``fn.run_many`` and of one item of ``fn.run_batch``.
 3. Per bench program: the whole ``jit.compile`` of its bytecode with the
    verifier, without it, and a second compile served by the code cache.
 4. The speedup of native code over the interpreter on a loop-heavy program
@@ -97,17 +98,30 @@ def bench_compiles(arch: str | None, runs: int) -> list[tuple[str, int, float, f
     return rows
 
 
-def call_cost(calls: int) -> tuple[float, float]:
-    """Seconds per ``fn()`` call and per ``run_many`` iteration of ``mov r0, 1; exit``."""
+def call_cost(calls: int) -> list[tuple[str, float]]:
+    """Seconds per call of ``mov r0, 1; exit``: ``fn(mem)`` for each kind of
+    buffer, one ``run_many`` iteration, and one item of ``fn.run_batch``."""
     fn = jit.compile("mov %r0, 1\nexit")
+    rows = []
+    buffers = {"fn()": None, "fn(bytes(64))": bytes(64), "fn(bytearray(64))": bytearray(64)}
+    buffers["fn(memoryview(bytearray(64)))"] = memoryview(bytearray(64))
+    for name, mem in buffers.items():
 
-    def batch() -> None:
-        for _ in range(calls):
-            fn()
+        def batch(mem: object = mem) -> None:
+            for _ in range(calls):
+                fn(mem)
 
-    per_call = median_time(batch, 15) / calls
-    per_iteration = median_time(lambda: fn.run_many(None, calls * 10), 15) / (calls * 10)
-    return per_call, per_iteration
+        rows.append((f"{name} from Python", median_time(batch, 15) / calls))
+    rows.append(("one iteration of fn.run_many", median_time(lambda: fn.run_many(None, calls * 10), 15) / (calls * 10)))
+    for items in (1_000, calls * 10):
+        packets = jit.PacketBatch.from_packets([bytes(64)] * items)
+        rows.append(
+            (
+                f"one item of fn.run_batch ({items:,} buffers of 64 bytes)",
+                median_time(lambda p=packets: fn.run_batch(p), 15) / items,
+            )
+        )
+    return rows
 
 
 def loop_speedup(iterations: int, native_batch: int) -> tuple[float, float]:
@@ -138,12 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|")
     for name, slots, verified, unverified, cached in bench_compiles(args.arch, 3 if args.quick else 11):
         print(f"| {name} | {slots} | {verified * 1e3:.2f} ms | {unverified * 1e3:.2f} ms | {cached * 1e6:.0f} us |")
-    per_call, per_iteration = call_cost(1_000 if args.quick else 20_000)
     print()
-    print("| call of `mov r0, 1; exit` | time |")
+    print("| call of `mov r0, 1; exit` | time (median) |")
     print("|---|---:|")
-    print(f"| fn() from Python (median) | {per_call * 1e6:.2f} us |")
-    print(f"| one iteration of fn.run_many | {per_iteration * 1e9:.1f} ns |")
+    for name, seconds in call_cost(1_000 if args.quick else 20_000):
+        print(f"| {name} | {seconds * 1e6:.3f} us |" if seconds >= 1e-6 else f"| {name} | {seconds * 1e9:.1f} ns |")
     iterations = 20_000 if args.quick else 250_000
     interpreter, native = loop_speedup(iterations, 20 if args.quick else 200)
     print()

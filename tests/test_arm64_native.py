@@ -28,7 +28,7 @@ import pytest
 
 import jit
 from jit.core.host import host_arch
-from jit.runtime import native as native_runtime
+from jit.runtime import codemem
 from jit.runtime.native import NativeProgram
 
 ON_ARM64 = host_arch() == "arm64"
@@ -55,13 +55,13 @@ def load_constant(reg: str, value: int) -> list[str]:
 
 
 class NativeFunction:
-    """Hand-written ARM64 code mapped like the JIT's (native.map_code), unmapped on close."""
+    """Hand-written ARM64 code mapped like the JIT's (codemem.map_code), unmapped on close."""
 
     def __init__(self, text: str):
-        self.address, self.size = native_runtime.map_code(assemble(text))
+        self.address, self.size = codemem.map_code(assemble(text))
 
     def close(self) -> None:
-        native_runtime._unmap(self.address, self.size)
+        codemem.unmap(self.address, self.size)
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ class RecordingLibc:
     """The C library as map_code uses it, with each mmap/mprotect/munmap recorded."""
 
     def __init__(self, calls: list[tuple]):
-        self._libc = native_runtime._libc()
+        self._libc = codemem._libc()
         self._calls = calls
 
     def mmap(self, *args):
@@ -124,15 +124,15 @@ def test_code_is_flushed_while_writable_then_made_read_execute(monkeypatch) -> N
     """The order an ARM64 host needs: map RW, copy, __clear_cache over the pages, then R+X."""
     calls: list[tuple] = []
     recording = RecordingLibc(calls)
-    monkeypatch.setattr(native_runtime, "_libc", lambda: recording)
+    monkeypatch.setattr(codemem, "_libc", lambda: recording)
     monkeypatch.setattr("jit.core.host.host_arch", lambda: "arm64")
-    monkeypatch.setattr(native_runtime, "_clear_cache", lambda: lambda begin, end: calls.append(("flush", begin, end)))
+    monkeypatch.setattr(codemem, "_clear_cache", lambda: lambda begin, end: calls.append(("flush", begin, end)))
     code = bytes(range(256)) * 20  # two pages
-    address, size = native_runtime.map_code(code)
+    address, size = codemem.map_code(code)
     try:
         assert ctypes.string_at(address, len(code)) == code
     finally:
-        native_runtime._unmap(address, size)
+        codemem.unmap(address, size)
     rw, rx = mmap.PROT_READ | mmap.PROT_WRITE, mmap.PROT_READ | mmap.PROT_EXEC
     assert size == 2 * mmap.PAGESIZE
     assert calls == [
@@ -147,15 +147,15 @@ def test_a_missing_libgcc_is_a_clear_compile_error_and_leaks_no_mapping(monkeypa
     """glibc has no __clear_cache: without libgcc_s the code must not run unflushed."""
     calls: list[tuple] = []
     recording = RecordingLibc(calls)
-    monkeypatch.setattr(native_runtime, "_libc", lambda: recording)
+    monkeypatch.setattr(codemem, "_libc", lambda: recording)
     monkeypatch.setattr("jit.core.host.host_arch", lambda: "arm64")
-    monkeypatch.setattr(native_runtime, "LIBGCC", "libgcc_s_missing_for_this_test.so.1")
-    native_runtime._clear_cache.cache_clear()
+    monkeypatch.setattr(codemem, "LIBGCC", "libgcc_s_missing_for_this_test.so.1")
+    codemem._clear_cache.cache_clear()
     try:
         with pytest.raises(jit.CompileError, match=r"instruction cache.*libgcc_s_missing_for_this_test\.so\.1"):
-            native_runtime.map_code(b"\xc0\x03\x5f\xd6")
+            codemem.map_code(b"\xc0\x03\x5f\xd6")
     finally:
-        native_runtime._clear_cache.cache_clear()
+        codemem._clear_cache.cache_clear()
     (mapped,) = [call for call in calls if call[0] == "mmap"]
     assert ("munmap", mapped[1], mapped[2]) in calls
     assert not any(call[0] == "mprotect" for call in calls)
@@ -163,22 +163,22 @@ def test_a_missing_libgcc_is_a_clear_compile_error_and_leaks_no_mapping(monkeypa
 
 def test_libgcc_provides_clear_cache() -> None:
     """Every glibc Linux host has libgcc_s.so.1 (ctypes callbacks need it too)."""
-    native_runtime._clear_cache.cache_clear()
-    clear = native_runtime._clear_cache()
+    codemem._clear_cache.cache_clear()
+    clear = codemem._clear_cache()
     buffer = ctypes.create_string_buffer(64)
     clear(ctypes.addressof(buffer), ctypes.addressof(buffer) + 64)  # harmless on data
 
 
 @arm64_only
 def test_compiling_flushes_the_code_pages(monkeypatch) -> None:
-    real = native_runtime._clear_cache()
+    real = codemem._clear_cache()
     flushed: list[tuple[int, int]] = []
 
     def spy(begin: int, end: int) -> None:
         flushed.append((begin, end))
         real(begin, end)
 
-    monkeypatch.setattr(native_runtime, "_clear_cache", lambda: spy)
+    monkeypatch.setattr(codemem, "_clear_cache", lambda: spy)
     fn = jit.compile("mov %r0, 7\nexit")
     assert fn() == 7
     assert any(begin <= fn.address and fn.address + len(fn.code) <= end for begin, end in flushed)
@@ -199,7 +199,7 @@ def test_new_code_at_a_reused_address_runs_the_new_instructions(monkeypatch) -> 
     pages are asked for at the address the previous one just freed, and every
     program must still return its own value."""
     libc = HintingLibc([])
-    monkeypatch.setattr(native_runtime, "_libc", lambda: libc)
+    monkeypatch.setattr(codemem, "_libc", lambda: libc)
     reused = 0
     for i in range(50):
         fn = jit.compile(f"mov %r0, {i}\nexit")
@@ -275,7 +275,7 @@ def call_through_trampoline(fn: NativeProgram, target: int, functions, mem=None)
     trampoline around ``target``; returns (R0, changed-register mask)."""
     mask = (ctypes.c_uint64 * 1)(0xFFFF_FFFF)
     trampoline = functions(checking_trampoline(target, ctypes.addressof(mask)))
-    fn._entry = native_runtime._ENTRY(trampoline.address)
+    fn._entry = codemem._ENTRY(trampoline.address)
     r0 = fn(mem)
     return r0, mask[0]
 

@@ -95,3 +95,9 @@ def test_a_closed_program_refuses_a_batch() -> None:
     fn.close()
     with pytest.raises(jit.ExecutionError, match="closed"):
         run_batch(fn, [b"x"])
+
+
+def test_the_run_batch_method_is_run_batch() -> None:
+    for name, run in prepared("mov %r0, 0\njeq %r2, 0, +1\nldxb %r0, [%r1]\nadd %r0, %r2\nexit"):
+        if hasattr(run, "run_batch"):  # compiled programs (not the interpreter's callable)
+            assert run.run_batch(PACKETS).tolist() == run_batch(run, PACKETS).tolist() == [0, 98, 109, 40, 264], name

@@ -243,6 +243,69 @@ def test_every_run_starts_with_a_zeroed_stack_and_registers() -> None:
     assert fn() == 0
 
 
+# --- the direct call: fn(mem) of a program without helpers or back-edges ---------
+
+
+def test_a_typed_memoryview_is_written_in_place_as_bytes() -> None:
+    import array
+
+    words = array.array("I", [1, 2, 3, 4])
+    fn = native("ldxw %r0, [%r1+12]\nstw [%r1+0], 9\nmov %r1, %r2\nlsh %r1, 32\nor %r0, %r1\nexit")
+    assert fn(memoryview(words)) == (16 << 32) | 4  # R2 is the size in bytes, not in items
+    assert list(words) == [9, 2, 3, 4]
+
+
+def test_bytes_stay_unmodified_when_the_code_writes_through_a_copy_of_r10() -> None:
+    """Only stores through R10 itself let bytes be passed in place: a store
+    through any other register may reach the input."""
+    data = bytes(4)
+    fn = native("mov %r3, %r1\nstb [%r3+0], 7\nldxb %r0, [%r1+0]\nexit")
+    assert fn(data) == 7
+    assert data == bytes(4)
+    reader = native("stb [%r10-1], 5\nldxb %r0, [%r10-1]\nldxb %r1, [%r1+3]\nadd %r0, %r1\nexit")
+    assert reader(b"\x00\x00\x00\x10") == 0x15
+
+
+@pytest.mark.parametrize(
+    "text, mem",
+    [
+        ("ldxw %r0, [%r1+6]\nexit", bytes(8)),  # bounds check
+        ("ldxw %r0, [%r1+6]\nexit", b""),
+        ("ldxw %r0, [%r1+6]\nexit", bytearray(9)),
+        ("stxdw [%r1+0], %r1\nmov %r0, 0\nexit", bytes(4)),  # a store past the end of bytes
+    ],
+)
+def test_direct_call_raises_what_the_general_path_raises(text: str, mem: object) -> None:
+    fn = native(text, verify=False)
+    with pytest.raises(jit.BpfError) as direct:
+        fn(mem)
+    with pytest.raises(jit.BpfError) as general:
+        fn.run_many(mem, 1)
+    assert type(direct.value) is type(general.value)
+    assert direct.value.pc == general.value.pc
+    assert str(direct.value).split(" at 0x")[0] == str(general.value).split(" at 0x")[0]  # addresses differ
+    assert fn(bytearray(16)) == 0  # and the program runs again
+
+
+def test_direct_calls_wait_for_a_run_in_another_thread() -> None:
+    """The direct path and run_many share one context: a direct call made
+    while another thread's run_many is in native code must not clobber it."""
+    import threading
+
+    fn = native("ldxdw %r0, [%r1]\nadd %r0, 1\nstxdw [%r1], %r0\nexit")
+    counter, other = bytearray(8), bytearray(8)
+    runs = 3_000_000
+    worker = threading.Thread(target=fn.run_many, args=(counter, runs))
+    worker.start()
+    calls = 0
+    while worker.is_alive() or calls < 1000:
+        fn(other)
+        calls += 1
+    worker.join()
+    assert int.from_bytes(counter, "little") == runs
+    assert int.from_bytes(other, "little") == calls
+
+
 # --- lifetime -----------------------------------------------------------------
 
 

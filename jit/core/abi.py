@@ -124,9 +124,9 @@ def check_max_steps(value: object) -> None:
 class BatchJob(enum.IntEnum):
     """Byte offsets of the u64 fields of a batch job, the one argument of the
     per-architecture batch driver ``uint64_t driver(BatchJob *job)`` (backends.batch):
-    it runs ``entry`` once per packet ``i < count`` on ``base + offsets[i]``,
-    ``lengths[i]`` bytes long, with ``ctx`` (repeat 1, the buffer bounds set),
-    stores R0 in ``out[i]``, and stops early when ``ctx->error`` is set.
+    it runs ``entry`` (the program's direct entry, which sets repeat 1 and the
+    buffer bounds) once per packet ``i < count`` on ``base + offsets[i]``,
+    ``lengths[i]`` bytes long, with ``ctx``, stores R0 in ``out[i]``, and stops early when ``ctx->error`` is set.
     Returns the number of packets run to completion."""
 
     ENTRY = 0

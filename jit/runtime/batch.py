@@ -1,6 +1,7 @@
 """Run a compiled program over many packets in one call: :func:`run_batch`.
 
     verdicts = jit.run_batch(fn, packets)      # array('Q'): R0 per packet
+    verdicts = fn.run_batch(packets)           # the same
 
 ``packets`` is a :class:`PacketBatch` (one buffer, an offset and a length per
 packet; build it once with :meth:`PacketBatch.from_packets` and reuse it) or
@@ -11,7 +12,7 @@ length; writes land in the batch's own buffer.
 How it runs, per kind of compiled program:
 
 * **native** (x86-64 on an x86-64 host, ARM64 on an ARM64 host): the batch
-  driver of :mod:`jit.backends.batch` calls the program's entry once per packet,
+  driver of :mod:`jit.backends.batch` calls the program's direct entry once per packet,
   with a context and BPF stack of the batch's own, so the only Python cost is
   one ctypes call per batch;
 * **emulated** (unicorn): the same driver code under a unicorn instance of
@@ -104,7 +105,7 @@ def batch_path(fn: object) -> str:
     native = getattr(fn, "native", None)
     if native is None or not hasattr(fn, "run_many"):
         return "loop: not a compiled program"
-    from jit.runtime.native import called_helper_ids
+    from jit.backends.base import called_helper_ids
 
     if fn.tail_calls is not None:  # type: ignore[attr-defined]
         return "loop: the program makes tail calls"
@@ -122,7 +123,7 @@ def run_batch(fn: Callable[[Packet], int], packets: PacketBatch | Sequence[Packe
     if not callable(fn):
         raise UsageError(f"run_batch runs a compiled program (jit.compile) or a Filter, not {type(fn).__name__}")
     batch = as_batch(packets)
-    out = array("Q", bytes(8 * len(batch)))
+    out = array("Q", [0]) * len(batch)
     if not len(batch):
         return out
     if getattr(fn, "closed", False):
@@ -168,7 +169,7 @@ def _address(buffer: array | bytearray) -> int:
 @functools.cache
 def _native_driver(arch: str) -> Callable[[int], int]:
     from jit.backends.batch import driver_code
-    from jit.runtime.native import map_code
+    from jit.runtime.codemem import map_code
 
     address, _ = map_code(driver_code(arch))  # lives as long as the process
     return ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p)(address)
@@ -179,7 +180,7 @@ def _run_native(fn: Any, batch: PacketBatch, out: array) -> int:
     ctx = _context(ctypes.addressof(stack))
     job = (ctypes.c_uint64 * (BATCH_JOB_SIZE // 8))()
     fields = {
-        BatchJob.ENTRY: fn.address + fn.native.entry,
+        BatchJob.ENTRY: fn.address + fn.native.labels["direct"],
         BatchJob.CTX: ctypes.addressof(ctx),
         BatchJob.BASE: _address(batch.data),
         BatchJob.OFFSETS: _address(batch.offsets),

@@ -80,7 +80,7 @@ class EmulatedBatch:
         lengths = offsets + _pages(8 * n)
         results = lengths + _pages(8 * n)
         fields = {
-            BatchJob.ENTRY: CODE + self.native.entry,
+            BatchJob.ENTRY: CODE + self.native.labels["direct"],
             BatchJob.CTX: CTX,
             BatchJob.BASE: DATA,
             BatchJob.OFFSETS: offsets,

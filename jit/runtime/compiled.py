@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from jit.backends.base import NativeCode
@@ -27,6 +28,7 @@ from jit.core.abi import ErrorCode, Span
 from jit.core.errors import ExecutionError, HelperError, Interrupted, MemoryAccessError, UsageError
 from jit.core.helpers import Helper
 from jit.core.isa import Op
+from jit.runtime.batch import Packet, PacketBatch, run_batch
 from jit.runtime.buffers import Mem, writable_buffer
 from jit.runtime.faults import execution_error, fault_detail
 
@@ -76,6 +78,7 @@ class CompiledProgram(ABC):
 
     ``fn.code`` is the machine code, ``fn.arch`` its architecture,
     ``fn.emulated`` whether it runs under unicorn, ``fn.disasm()`` a listing,
+    ``fn.run_batch(packets)`` runs it over many buffers in one call,
     ``fn.verification`` what the verifier found (None with ``verify=False``;
     ``fn.native.checked`` holds the slots that got a run-time check), and
     ``fn.tail_calls`` the runner that follows tail calls, for programs that
@@ -115,6 +118,11 @@ class CompiledProgram(ABC):
     def __call__(self, mem: Mem = None) -> int:
         """Run once; returns R0 as an unsigned 64-bit int."""
         return self.run_many(mem, 1)
+
+    def run_batch(self, packets: PacketBatch | Sequence[Packet]) -> array:
+        """R0 on each of ``packets``, in one native call where the program allows
+        (:func:`jit.run_batch`: a :class:`jit.PacketBatch` or a list of buffers)."""
+        return run_batch(self, packets)
 
     def run_many(self, mem: Mem, n: int) -> int:
         """Run ``n`` times on the same buffer in one native loop; returns the last R0."""

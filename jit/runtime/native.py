@@ -16,35 +16,36 @@ When the code has the array-map lookup stub (``native.labels["map_lookup"]``,
 see :mod:`jit.backends.base`), ``ctx->helpers[1]`` points at it and the entry it
 replaces (the dispatcher) becomes ``ctx->lookup_fallback``.
 
-The module is architecture-neutral. On an ARM64 host the instruction cache is
-flushed with libgcc's ``__clear_cache`` (glibc does not export it) before the
-pages become executable; without libgcc_s.so.1 compiling fails with a
-CompileError saying so. ``.ci/arm64-native`` runs this path in an aarch64
-Linux process (tests/test_arm64_native.py).
+The module is architecture-neutral; :mod:`jit.runtime.codemem` maps the code
+(and flushes the instruction cache on ARM64 hosts).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import mmap
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from jit.backends.base import NativeCode
+from jit.backends.base import NativeCode, called_helper_ids
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
-from jit.core.errors import CompileError
 from jit.core.helpers import Helper, HelperId
-from jit.core.isa import STACK_SIZE, Op
+from jit.core.isa import STACK_SIZE, Access
+from jit.runtime.buffers import Mem, writable_buffer
+from jit.runtime.codemem import map_code, unmap
 from jit.runtime.compiled import CompiledProgram, RegionAccessor
 from jit.runtime.interrupts import begin_watch, end_watch
 from jit.runtime.redirect import Redirector, install
 
 _u64 = ctypes.c_uint64
 _ENTRY = ctypes.CFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
+# The direct call of a program without helpers or back-edges: it keeps the GIL
+# (no release and re-acquire around a bounded straight run of native code).
+_DIRECT_ENTRY = ctypes.PYFUNCTYPE(_u64, ctypes.c_void_p, _u64, ctypes.c_void_p)
 _HELPER = ctypes.CFUNCTYPE(_u64, _u64, _u64, _u64, _u64, _u64, _u64, ctypes.c_void_p)
 _CONTEXT_WORDS = CONTEXT_SIZE // 8
+_byte_at, _addressof = ctypes.c_char.from_buffer, ctypes.addressof
 _INTERRUPTED = int(ErrorCode.INTERRUPTED)
 # Word indexes of the context fields (plain ints: run_many is on the hot path).
 _ERROR, _ERROR_PC, _REPEAT, _MEM_START, _MEM_END, _HANDLE = (
@@ -57,80 +58,9 @@ _STACK_START, _STACK_END, _STACK_LIMIT, _HELPERS, _LOOKUP_FALLBACK, _FAULT_ADDR 
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
-    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-    return libc
-
-
-def _os_error(what: str) -> OSError:
-    errno = ctypes.get_errno()
-    import os
-
-    return OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def map_code(code: bytes) -> tuple[int, int]:
-    """Copy ``code`` into fresh read-execute pages; returns (address, size)."""
-    libc = _libc()
-    size = max(mmap.PAGESIZE, -(-len(code) // mmap.PAGESIZE) * mmap.PAGESIZE)
-    addr = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-    if addr in (None, ctypes.c_void_p(-1).value):
-        raise _os_error("mmap of code pages failed")
-    ctypes.memmove(addr, code, len(code))
-    try:
-        _flush_icache(addr, size)
-    except CompileError:
-        libc.munmap(addr, size)
-        raise
-    if libc.mprotect(addr, size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
-        error = _os_error("mprotect(read-execute) of code pages failed")
-        libc.munmap(addr, size)
-        raise error
-    return addr, size
-
-
-@functools.cache
 def redirector() -> Redirector | None:
     """The process's signal redirector (jit.runtime.redirect), installed on first use."""
     return install(map_code)
-
-
-def _flush_icache(addr: int, size: int) -> None:
-    """Make the instruction cache see the code just written to ``addr``.
-
-    Needed on ARM64 hosts, whose instruction and data caches are not coherent
-    (x86-64 keeps them so: nothing to do there)."""
-    from jit.core.host import host_arch
-
-    if host_arch() == "arm64":
-        _clear_cache()(addr, addr + size)
-
-
-LIBGCC = "libgcc_s.so.1"
-
-
-@functools.cache
-def _clear_cache() -> Any:
-    """libgcc's ``__clear_cache(begin, end)``: glibc has none, and on AArch64 it
-    cleans the data cache and invalidates the instruction cache over the range."""
-    try:
-        clear = ctypes.CDLL(LIBGCC)["__clear_cache"]
-    except (OSError, AttributeError) as exc:
-        raise CompileError(
-            f"cannot flush the instruction cache for native ARM64 code: {LIBGCC} with __clear_cache "
-            f"is needed ({exc}); install the GCC runtime library (Debian: libgcc-s1)"
-        ) from exc
-    clear.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
-    clear.restype = None
-    return clear
-
-
-def _unmap(addr: int, size: int) -> None:
-    _libc().munmap(addr, size)
 
 
 class _Run:
@@ -168,17 +98,6 @@ def helper_dispatcher() -> int:
 _KEEP_ALIVE: list[object] = []  # the dispatcher callback lives as long as the process
 
 
-def called_helper_ids(native: NativeCode) -> frozenset[int] | None:
-    """Helper ids the program calls directly; None when it uses callx (any id)."""
-    ids = set()
-    for _, insn in native.prog:
-        if insn.spec.op is Op.CALLX:
-            return None
-        if insn.spec.op is Op.CALL:
-            ids.add(insn.imm)
-    return frozenset(ids)
-
-
 class NativeProgram(CompiledProgram):
     """Machine code for the host, run in this process through ctypes.
 
@@ -208,11 +127,21 @@ class NativeProgram(CompiledProgram):
         self._context[_STACK_LIMIT] = stack + STACK_SIZE  # lowest R10 of the deepest frame
         self._addr, size = map_code(native.code)
         self._entry = _ENTRY(self._addr + native.entry)
+        # fn(mem) skips the general path (re-entry check, watch, blocking lock)
+        # when nothing can run Python or loop during the call: no helper calls,
+        # no back-edges, no tail calls. It enters at the "direct" stub, which
+        # sets the context's run fields itself. None after close().
+        direct = not self.loops and self.tail_calls is None and called_helper_ids(native) == frozenset()
+        self._direct = _DIRECT_ENTRY(self._addr + native.labels["direct"]) if direct else None
+        # bytes are immutable: they are copied unless the code stores only through R10 itself.
+        self._bytes_in_place = not any(
+            insn.spec.access in (Access.STORE, Access.ATOMIC) and insn.dst != 10 for _, insn in self.prog
+        )
         if "map_lookup" in native.labels:  # array-map fast path (backends.base)
             lookup = _HELPERS + HelperId.MAP_LOOKUP_ELEM
             self._context[_LOOKUP_FALLBACK] = self._context[lookup]
             self._context[lookup] = self._addr + native.labels["map_lookup"]
-        self._finalizer = weakref.finalize(self, _unmap, self._addr, size)
+        self._finalizer = weakref.finalize(self, unmap, self._addr, size)
 
     def _fill_helper_table(self) -> bool:
         """Native helpers by address, Python ones through the dispatcher (only
@@ -236,7 +165,31 @@ class NativeProgram(CompiledProgram):
         return not self._finalizer.alive
 
     def _release(self) -> None:
+        self._direct = None
         self._finalizer()
+
+    def __call__(self, mem: Mem = None) -> int:
+        """Run once; returns R0 as an unsigned 64-bit int."""
+        direct, lock = self._direct, self._lock
+        if direct is None or not lock.acquire(False):  # busy: the general path waits its turn
+            return self.run_many(mem, 1)
+        try:
+            if type(mem) is bytes and mem and self._bytes_in_place:
+                r0 = direct(mem, len(mem), self._context_address)  # ctypes passes the bytes' own buffer
+            else:
+                if type(mem) is memoryview and not mem.readonly and mem.c_contiguous:
+                    size = mem.nbytes  # any item format: the program sees the bytes
+                else:
+                    if type(mem) is not bytearray:
+                        mem, _ = writable_buffer(mem)
+                    size = len(mem)
+                view = _byte_at(mem) if size else None  # no copy: the caller's memory
+                r0 = direct(_addressof(view) if size else 0, size, self._context_address)
+            if self._context[_ERROR]:
+                self._raise(*self._error())
+            return r0
+        finally:
+            lock.release()
 
     def _execute(self, buf: bytearray | memoryview, n: int) -> int:
         size = len(buf)
