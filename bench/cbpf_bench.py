@@ -1,6 +1,7 @@
 """Classic BPF filters: packets per second of the JIT batch path against libpcap.
 
     python bench/cbpf_bench.py [--packets 1000000] [--repeat 5] [--json PATH] [--quick]
+    bpfjit bench --cbpf [--packets N] [--quick] [--json PATH]      the same
 
 A capture of ``--packets`` packets (a deterministic mix of Ethernet IPv4/IPv6/
 VLAN, TCP/UDP/ICMP and ARP) is generated into a temporary pcap file and read
@@ -166,13 +167,17 @@ def measure(expression: str, path: Path, batch: PacketBatch, packets: list[bytes
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--packets", type=int, default=1_000_000, help="packets in the capture (default 1,000,000)")
+    parser.add_argument("--packets", type=int, help="packets in the capture (default 1,000,000; --quick 20,000)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure (the median is reported)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     parser.add_argument("--quick", action="store_true", help="20,000 packets, 3 runs (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.packets, args.repeat = 20_000, 3
+        args.repeat = 3
+    if args.packets is None:
+        args.packets = 20_000 if args.quick else 1_000_000
+    if args.packets < 1:
+        parser.error("--packets must be at least 1")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"libpcap: {libpcap().version}; tcpdump: {shutil.which('tcpdump') or 'not installed'}")
     with tempfile.TemporaryDirectory(prefix="cbpf-bench-") as tmp:

@@ -6,6 +6,8 @@
     bpfjit bench --json out.json --plot out.png
     bpfjit bench prog.bin --mem input.dat your own program (.bin, .s or .o)
     bpfjit bench --bounds                 also: bounds_check=False/'auto'/True and verifier cost
+    bpfjit bench --cbpf [--packets N]     instead: tcpdump filters over a generated capture
+                                          against libpcap (:mod:`jit.bench.cbpf_bench`)
 
 Per program and engine: compile time, time per run (median over batches of a
 native repeat loop, after a warm-up), cost of one ``fn(mem)`` call from Python,
@@ -76,7 +78,33 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also time each program with bounds_check=False, 'auto' and True on the main JIT, and the verifier",
     )
+    parser.add_argument(
+        "--cbpf",
+        action="store_true",
+        help="instead of the suite: classic BPF filters (tcpdump expressions) over a generated capture, "
+        "the JIT's batch path against libpcap's interpreter and tcpdump",
+    )
+    parser.add_argument(
+        "--packets",
+        type=int,
+        metavar="N",
+        help="with --cbpf: packets in the capture (default 1,000,000; --quick 20,000)",
+    )
     return parser
+
+
+def run_cbpf(args: argparse.Namespace) -> int:
+    """``bpfjit bench --cbpf``: the classic BPF benchmark with this command's options."""
+    others = [name for name in ("file", "mem", "program", "engine", "plot", "markdown") if getattr(args, name)]
+    if args.bounds or args.list or others:
+        options = ["--" + name for name in others if name != "file"] + (["--bounds"] if args.bounds else [])
+        raise UsageError(f"--cbpf takes only --quick, --packets and --json, not {', '.join(options) or 'a program'}")
+    from jit.bench import cbpf_bench
+
+    argv = ["--quick"] if args.quick else []
+    argv += ["--packets", str(args.packets)] if args.packets is not None else []
+    argv += ["--json", str(args.json)] if args.json else []
+    return cbpf_bench.main(argv)
 
 
 def select_engines(names: list[str] | None) -> list[BenchEngine]:
@@ -192,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     if not console.is_terminal:  # a file or a pipe: no wrapping of the wide tables
         console = Console(width=max(console.width, MIN_FILE_WIDTH))
     try:
+        if args.cbpf:
+            return run_cbpf(args)
+        if args.packets is not None:
+            raise UsageError("--packets only applies to --cbpf")
         engines = select_engines(args.engine)
         if args.list:
             for b in suite.SUITE:
