@@ -205,3 +205,46 @@ def test_listing_shows_all_three_levels() -> None:
     assert "(000) ldh      [12]" in text
     assert "ldxh %r0, [%r8+12]" in text
     assert f"; {jit.Filter('ip').fn.arch}" in text
+
+
+# Packets cut short by a snap length: libpcap's len is the wire length.
+WIRE_EXPRESSIONS = [
+    "greater 100",
+    "less 64",
+    "len > 1000",
+    "len == 1514",
+    "ip[8] < 64 or len > 1000",
+    "tcp and len < 90",
+]
+
+
+@pytest.mark.parametrize("expression", WIRE_EXPRESSIONS)
+def test_length_tests_see_the_wire_length_like_libpcap(expression: str) -> None:
+    classic = jit.compile_expression(expression)
+    assert classic.reads_wire_length
+    loaded = LIBPCAP.load(classic)
+    cases = [(p[:cut], wirelen) for p in ALL.values() for cut, wirelen in ((len(p), len(p)), (54, 1514), (20, 70))]
+    expected = [loaded(data, wirelen) for data, wirelen in cases]
+    assert [jit.run_classic(classic, data, wirelen) for data, wirelen in cases] == expected
+    assert len(set(expected)) == 2, "the cases should give both verdicts"
+    for engine in jit.engines():
+        f = jit.Filter(expression, arch=engine.arch, emulate=engine.emulated) if engine.arch else None
+        if f is None:
+            continue
+        assert [f(data, wirelen) for data, wirelen in cases] == expected, engine.name
+        datas, lengths = zip(*cases)
+        assert f.match_many(list(datas), list(lengths)).tolist() == expected, engine.name
+        assert f.match_many(PacketBatch.from_packets(datas), lengths).tolist() == expected, engine.name
+        assert f.count(list(datas), lengths) == sum(1 for v in expected if v)
+
+
+def test_without_a_wire_length_a_packet_is_as_long_as_it_is() -> None:
+    f = jit.Filter("greater 100")
+    assert f.wire_length and not jit.Filter("tcp").wire_length
+    assert f(bytes(60)) == 0 and f(bytes(60), 101) == pcapfilter.DEFAULT_SNAPLEN
+    assert f.match_many([bytes(60), bytes(120)]).tolist() == [0, pcapfilter.DEFAULT_SNAPLEN]
+    assert jit.Filter("tcp")(PACKETS["syn"], 5) == jit.Filter("tcp")(PACKETS["syn"])  # ignored: no length test
+    with pytest.raises(jit.UsageError, match="2 wire lengths for 1 packets"):
+        f.match_many([bytes(60)], [1, 2])
+    with pytest.raises(jit.UsageError, match="wire length"):
+        f(bytes(60), -1)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import jit
 from jit.frontend import pcapfilter
 from jit.frontend.cbpf import CLASSIC, ClassicProgram, COp, Mode
-from jit.frontend.cbpf_translate import classic_to_ebpf
+from jit.frontend.cbpf_translate import classic_to_ebpf, with_wire_length
 from jit.runtime.batch import run_batch
 from jit.runtime.cbpf_interpreter import run_classic
 
@@ -88,6 +88,25 @@ def check_everywhere(prog: ClassicProgram, packets: list[bytes]) -> None:
         assert run(packets[0]) == expected[0], f"{engine.name}\n{prog.disassemble()}"
         if engine.arch is not None:
             assert not run.native.checked, "a translated program needs no run-time bounds check"
+    check_wire_lengths(prog, packets)
+
+
+def check_wire_lengths(prog: ClassicProgram, packets: list[bytes]) -> None:
+    """The wire-length form (packets cut short by a snap length: ``ld #len`` is
+    the length on the wire, not the buffer's) against the interpreter and libpcap."""
+    cases = [(packet, wirelen) for packet in packets for wirelen in (len(packet), len(packet) + 1500, 0xFFFFFFFF)]
+    expected = [run_classic(prog, packet, wirelen) for packet, wirelen in cases]
+    if LIBPCAP is not None:
+        loaded = LIBPCAP.load(prog)
+        assert [loaded(packet, wirelen) for packet, wirelen in cases] == expected, "libpcap disagrees (wire length)"
+    ebpf = classic_to_ebpf(prog, wire_length=True)
+    jit.verify(ebpf)
+    buffers = [with_wire_length(packet, wirelen) for packet, wirelen in cases]
+    for engine in ENGINES:
+        run = engine.prepare(ebpf)
+        assert list(run_batch(run, buffers)) == expected, f"{engine.name} (wire length)\n{prog.disassemble()}"
+        if engine.arch is not None:
+            assert not run.native.checked, "a translated program needs no run-time bounds check"
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,6 +136,7 @@ EDGE_PACKETS += [bytes([0x4F] * 40), bytes([0xFF] * 64)]
         [(0x01, 0, 0, 2), (0x40, 0, 0, 0x7FFFFFFC), (0x06, 0, 0, 1)],
         [(0x80, 0, 0, 0), (0x01, 0, 0, 3), (0x3C, 0, 0, 0), (0x16, 0, 0, 0)],  # len / 3
         [(0x81, 0, 0, 0), (0x00, 0, 0, 100), (0x9C, 0, 0, 0), (0x16, 0, 0, 0)],  # 100 % len (len 0 -> 0)
+        [(0x80, 0, 0, 0), (0x25, 0, 1, 1000), (0x06, 0, 0, 1), (0x06, 0, 0, 0)],  # len > 1000 (the wire's)
         [(0x30, 0, 0, 0), (0x07, 0, 0, 0), (0x00, 0, 0, 1), (0x6C, 0, 0, 0), (0x16, 0, 0, 0)],  # 1 << pkt[0]
         [(0x30, 0, 0, 0), (0x07, 0, 0, 0), (0x00, 0, 0, 0xFFFFFFFF), (0x7C, 0, 0, 0), (0x16, 0, 0, 0)],
         # jt == jf, jt = 0 with jset (no inverse), a reachable ret #0 reused as the out path

@@ -308,6 +308,12 @@ class ClassicProgram:
 
     # --- output -----------------------------------------------------------------------
 
+    @property
+    def reads_wire_length(self) -> bool:
+        """Whether the program reads the packet's length (``ld #len``, ``ldx #len``:
+        libpcap's ``len``, ``greater``, ``less``), the length on the wire."""
+        return any(insn.spec.mode is Mode.LEN for _, insn in self)
+
     def to_bytes(self) -> bytes:
         return b"".join(insn.encode() for insn in self.insns)
 

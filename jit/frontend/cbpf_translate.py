@@ -25,6 +25,13 @@ Lowerings (``s`` the load size; ``OUT`` the program's first reachable ``ret
 A length check that every path to a load has already made is left out (the
 translation tracks the length each instruction may assume, as the verifier
 does), and so are instructions no path reaches (the verifier refuses dead code).
+
+``ld #len`` is the buffer's length, H, unless the translation is asked for the
+wire length (``wire_length=True``, as a capture of packets cut short by a
+snap length needs: libpcap's ``len`` is the length on the wire). Then the
+buffer is a :data:`WIRE_PREFIX`-byte little-endian u32, the wire length, then
+the packet: every packet offset is moved past the prefix, a buffer shorter
+than the prefix returns 0, and W = R6 holds the wire length (``ld #len``).
 """
 
 from __future__ import annotations
@@ -34,12 +41,13 @@ from dataclasses import dataclass
 from jit.core import isa
 from jit.core.bits import s32
 from jit.core.bytecode import Instruction
-from jit.core.errors import CompileError
+from jit.core.errors import CompileError, UsageError
 from jit.core.isa import Form
 from jit.frontend.cbpf import ALU_BINARY, MEMWORDS, ClassicInsn, ClassicProgram, COp, Mode, load_classic
 from jit.frontend.program import Program
 
-A, X, D, H, T1, FP = 0, 7, 8, 9, 1, 10
+A, X, D, H, T1, W, FP = 0, 7, 8, 9, 1, 6, 10
+WIRE_PREFIX = 4  # bytes of wire length before the packet (wire_length=True)
 OUT = "out"
 _SPECS = {(spec.mnemonic, spec.form): spec for spec in isa.ISA}
 _LOAD = {1: "ldxb", 2: "ldxh", 4: "ldxw"}
@@ -64,8 +72,10 @@ class _Item:
 
 
 class _Translation:
-    def __init__(self, prog: ClassicProgram):
+    def __init__(self, prog: ClassicProgram, wire_length: bool):
         self.prog = prog
+        self.wire_length = wire_length
+        self.base = WIRE_PREFIX if wire_length else 0  # where the packet starts in the buffer
         self.items: list[_Item] = []
         self.starts: dict[int, int] = {}
         self.origin: list[int] = []  # classic index of each item
@@ -84,10 +94,13 @@ class _Translation:
         self.emit("mov", Form.ALU_X, H, 2)
         self.mov32(A, 0)
         self.mov32(X, 0)
+        if self.wire_length:
+            self.emit("jlt", Form.JMP_K, H, imm=WIRE_PREFIX, target=OUT)
+            self.emit("ldxw", Form.LOAD, W, D, off=0)
         live = self.prog.reachable()
-        # The length each instruction may assume (checked on every path to it).
+        # The buffer length each instruction may assume (checked on every path to it).
         self.known: list[int | None] = [None] * len(self.prog)
-        self.known[0] = 0
+        self.known[0] = self.base
         for pc, insn in self.prog:
             if live[pc]:
                 self.pc = pc
@@ -143,7 +156,7 @@ class _Translation:
             elif mode is Mode.IMM:
                 self.mov32(dst, k)
             elif mode is Mode.LEN:
-                self.emit("mov32", Form.ALU_X, dst, H)
+                self.emit("mov32", Form.ALU_X, dst, W if self.wire_length else H)
             else:
                 self.emit("ldxw", Form.LOAD, dst, FP, off=_slot(k))
         elif op in (COp.ST, COp.STX):
@@ -167,30 +180,32 @@ class _Translation:
             self.branch(pc, insn)
 
     def load_abs(self, dst: int, k: int, size: int) -> None:
-        if k + size > IMM_MAX:
+        end = self.base + k + size  # exact: the buffer offset just past the load
+        if end > IMM_MAX:
             self.mov32(T1, k)  # exact: a zero-extended u32
-            self.emit("add", Form.ALU_K, T1, imm=size)
+            self.emit("add", Form.ALU_K, T1, imm=self.base + size)
             self.load_checked(dst, size)
             return
-        if k + size > self.length:
-            self.emit("jlt", Form.JMP_K, H, imm=k + size, target=OUT)
-            self.length = k + size
-        if k <= 0x7FFF:
-            self.emit(_LOAD[size], Form.LOAD, dst, D, off=k)
+        if end > self.length:
+            self.emit("jlt", Form.JMP_K, H, imm=end, target=OUT)
+            self.length = end
+        start = end - size
+        if start <= 0x7FFF:
+            self.emit(_LOAD[size], Form.LOAD, dst, D, off=start)
         else:
             self.emit("mov", Form.ALU_X, T1, D)
-            self.emit("add", Form.ALU_K, T1, imm=k)
+            self.emit("add", Form.ALU_K, T1, imm=start)
             self.emit(_LOAD[size], Form.LOAD, dst, T1)
         self.swap(dst, size)
 
     def load_ind(self, dst: int, k: int, size: int) -> None:
-        if k + size <= IMM_MAX:
+        if self.base + k + size <= IMM_MAX:
             self.emit("mov", Form.ALU_X, T1, X)
-            self.emit("add", Form.ALU_K, T1, imm=k + size)
+            self.emit("add", Form.ALU_K, T1, imm=self.base + k + size)
         else:
             self.mov32(T1, k)
             self.emit("add", Form.ALU_X, T1, X)
-            self.emit("add", Form.ALU_K, T1, imm=size)
+            self.emit("add", Form.ALU_K, T1, imm=self.base + size)
         self.load_checked(dst, size)
 
     def load_checked(self, dst: int, size: int) -> None:
@@ -242,10 +257,21 @@ def _slot(k: int) -> int:
     return -4 * (MEMWORDS - k)
 
 
-def classic_to_ebpf(prog: ClassicProgram | bytes | str, validate: bool = True) -> Program:
+def classic_to_ebpf(prog: ClassicProgram | bytes | str, validate: bool = True, wire_length: bool = False) -> Program:
     """The eBPF :class:`jit.Program` equivalent to the classic program ``prog``
-    (validated first, see :meth:`ClassicProgram.validate`)."""
+    (validated first, see :meth:`ClassicProgram.validate`). With
+    ``wire_length`` its buffer is the wire length, then the packet (see the
+    module docstring: :func:`with_wire_length` builds one)."""
     prog = load_classic(prog)
     if validate:
         prog.validate()
-    return _Translation(prog).run()
+    return _Translation(prog, wire_length).run()
+
+
+def with_wire_length(packet: bytes | bytearray | memoryview, wirelen: int | None = None) -> bytearray:
+    """The buffer a ``wire_length=True`` translation takes: the wire length
+    (the packet's own length when None) and the packet."""
+    length = len(packet) if wirelen is None else wirelen
+    if not 0 <= length <= 0xFFFFFFFF:
+        raise UsageError(f"a wire length must be in 0..2**32-1, not {length}")
+    return bytearray(length.to_bytes(WIRE_PREFIX, "little")) + packet

@@ -3,10 +3,12 @@
     bpfjit filter EXPR FILE [-w OUT.pcap] [--count] [--arch ARCH | --engine NAME]
     bpfjit cbpf EXPR [--linktype DLT] [--snaplen N] [-d | --dd | --ddd] [--arch ARCH]
 
-``filter`` reads a pcap or pcapng file (dpkt's readers), compiles EXPR for
+``filter`` reads a pcap or pcapng file (:mod:`jit.tools.capture`), compiles EXPR for
 the file's link type with libpcap, runs the JIT-compiled filter over every
 packet in one batch and prints how many matched (``--count``: the number
-alone); ``-w`` writes the matching packets to a pcap file. ``cbpf`` prints
+alone); ``-w`` writes the matching packets to a pcap file. Packets cut short
+by the capture's snap length keep their wire length, which ``len``,
+``greater`` and ``less`` test, as tcpdump does. ``cbpf`` prints
 the classic program (``tcpdump -d`` style), its eBPF translation and the
 machine code; ``-d``/``--dd``/``--ddd`` print only the classic program, in
 tcpdump's formats.
@@ -15,50 +17,17 @@ tcpdump's formats.
 from __future__ import annotations
 
 import argparse
-import struct
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from jit.core.errors import BpfError, UsageError
+from jit.core.errors import UsageError
 from jit.frontend.asm import disassemble
-from jit.frontend.cbpf_translate import classic_to_ebpf
+from jit.frontend.cbpf_translate import classic_to_ebpf, with_wire_length
 from jit.frontend.pcapfilter import DEFAULT_SNAPLEN, DLT_EN10MB, compile_expression
 from jit.runtime.batch import PacketBatch, batch_path, run_batch
+from jit.tools.capture import read_capture, write_pcap
 from jit.tools.engines import Engine, engines
-
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-
-
-class CaptureError(BpfError):
-    """A capture file dpkt cannot read."""
-
-
-def read_capture(path: str | Path) -> tuple[int, list[tuple[float, bytes]], Any]:
-    """(link type, [(timestamp, packet)], reader) of a pcap or pcapng file."""
-    import dpkt
-
-    handle = open(path, "rb")  # noqa: SIM115 - the reader keeps reading it
-    try:
-        magic = handle.read(4)
-        handle.seek(0)
-        reader = dpkt.pcapng.Reader(handle) if magic == PCAPNG_MAGIC else dpkt.pcap.Reader(handle)
-        packets = [(ts, bytes(buf)) for ts, buf in reader]
-        return reader.datalink(), packets, reader
-    except (ValueError, dpkt.dpkt.Error, struct.error) as exc:
-        raise CaptureError(f"{path}: not a pcap or pcapng file dpkt can read ({exc})") from None
-    finally:
-        handle.close()
-
-
-def write_pcap(path: str | Path, linktype: int, snaplen: int, packets: list[tuple[float, bytes]]) -> None:
-    import dpkt
-
-    with open(path, "wb") as out:
-        writer = dpkt.pcap.Writer(out, snaplen=snaplen, linktype=linktype)
-        for ts, packet in packets:
-            writer.writepkt(packet, ts)
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -74,23 +43,26 @@ def _engine(args: argparse.Namespace) -> Engine:
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
-    linktype, packets, _ = read_capture(args.file)
-    classic = compile_expression(args.expression, linktype, args.snaplen)
+    capture = read_capture(args.file)
+    records = capture.records
+    classic = compile_expression(args.expression, capture.linktype, args.snaplen)
     engine = _engine(args)
-    run = engine.prepare(classic_to_ebpf(classic))
-    batch = PacketBatch.from_packets([packet for _, packet in packets])
+    wire = classic.reads_wire_length  # len/greater/less: each packet's wire length goes before it
+    run = engine.prepare(classic_to_ebpf(classic, wire_length=wire))
+    packets = [with_wire_length(r.data, r.wirelen) if wire else r.data for r in records]
+    batch = PacketBatch.from_packets(packets)
     started = time.perf_counter()
     verdicts = run_batch(run, batch)
     elapsed = time.perf_counter() - started
-    matched = [record for record, verdict in zip(packets, verdicts) if verdict]
+    matched = [record for record, verdict in zip(records, verdicts) if verdict]
     if args.write:
-        write_pcap(args.write, linktype, args.snaplen, matched)
+        write_pcap(args.write, capture.linktype, args.snaplen, matched)
     if args.count:
         print(len(matched))
     else:
-        print(f"{len(matched)} of {len(packets)} packets match {args.expression!r}")
+        print(f"{len(matched)} of {len(records)} packets match {args.expression!r}")
     if args.stats:
-        per = elapsed / max(1, len(packets)) * 1e9
+        per = elapsed / max(1, len(records)) * 1e9
         print(f"{engine.name} ({batch_path(run)}): {elapsed * 1e3:.3f} ms, {per:.1f} ns per packet", file=sys.stderr)
     return 0
 
