@@ -36,10 +36,22 @@ MEMORY.
 
 from __future__ import annotations
 
-from jit.backends.arm64_encoding import Branch, imm_value, is_addsub_imm, is_logical_imm, resolve
+from jit.backends.arm64_encoding import (
+    ALU_REG,
+    ATOMIC_ALU,
+    COND,
+    LOGICAL,
+    MEM,
+    SXT,
+    Branch,
+    imm_value,
+    is_addsub_imm,
+    is_logical_imm,
+    resolve,
+)
 from jit.backends.base import CodegenOptions, Emulation, writes
 from jit.backends.template import Emitter, TemplateBackend
-from jit.core.abi import HELPER_SLOTS, STACK_BYTES, Check, Ctx, Desc, ErrorCode, Span
+from jit.core.abi import HELPER_SLOTS, STACK_BYTES, BatchJob, Check, Ctx, Desc, ErrorCode, Span
 from jit.core.bits import s32
 from jit.core.bytecode import Bytecode, Instruction
 from jit.core.errors import CompileError
@@ -52,50 +64,6 @@ W = tuple(f"w{n}" for n in _BPF_REGS)
 SCRATCH = (9, 10, 11, 12)  # never BPF-visible; nothing live in them across a call
 CTX = "x26"
 HELPER_ID, HELPER_CTX = "x5", "x6"
-
-COND = {
-    "jeq": "eq",
-    "jne": "ne",
-    "jgt": "hi",
-    "jge": "hs",
-    "jlt": "lo",
-    "jle": "ls",
-    "jsgt": "gt",
-    "jsge": "ge",
-    "jslt": "lt",
-    "jsle": "le",
-    "jset": "ne",
-}
-_ALU_REG = {
-    "add": "add",
-    "sub": "sub",
-    "mul": "mul",
-    "or": "orr",
-    "and": "and",
-    "xor": "eor",
-    "lsh": "lsl",
-    "rsh": "lsr",
-    "arsh": "asr",
-    "div": "udiv",
-    "sdiv": "sdiv",
-}
-_SXT = {8: "sxtb", 16: "sxth", 32: "sxtw"}
-_LOGICAL = frozenset({"or", "and", "xor"})
-_ATOMIC_ALU = {Op.ATOMIC_ADD: "add", Op.ATOMIC_OR: "orr", Op.ATOMIC_AND: "and", Op.ATOMIC_XOR: "eor"}
-
-# (op, size) -> (scaled mnemonic, unscaled mnemonic, register width)
-_MEM = {
-    ("ldx", 1): ("ldrb", "ldurb", 32),
-    ("ldx", 2): ("ldrh", "ldurh", 32),
-    ("ldx", 4): ("ldr", "ldur", 32),
-    ("ldx", 8): ("ldr", "ldur", 64),
-    ("ldxs", 1): ("ldrsb", "ldursb", 64),
-    ("ldxs", 2): ("ldrsh", "ldursh", 64),
-    ("ldxs", 4): ("ldrsw", "ldursw", 64),
-}
-for _size, (_scaled, _unscaled) in {1: ("strb", "sturb"), 2: ("strh", "sturh"), 4: ("str", "stur")}.items():
-    _MEM["st", _size] = _MEM["stx", _size] = (_scaled, _unscaled, 32)
-_MEM["st", 8] = _MEM["stx", 8] = ("str", "stur", 64)
 
 
 def _reg(number: int, bits: int) -> str:
@@ -168,6 +136,25 @@ class _Emitter(Emitter):
         assert Ctx.MEM_END == Ctx.MEM_START + 8  # one stp
         self.emit(f"str xzr, [x2, #{Ctx.ERROR}]", "mov x9, #1", f"str x9, [x2, #{Ctx.REPEAT}]")
         self.emit("add x9, x0, x1", f"stp x0, x9, [x2, #{Ctx.MEM_START}]")
+
+    def batch_begin(self) -> None:
+        self.emit(f"str x0, [{CTX}, #{Ctx.BATCH_JOB}]", f"str xzr, [{CTX}, #{Ctx.ERROR}]")
+
+    def batch_next(self, done: str) -> None:  # x9 job, x10 index, x11 mem, x12 len
+        self.emit(f"ldr x9, [{CTX}, #{Ctx.BATCH_JOB}]", f"ldr x10, [x9, #{BatchJob.INDEX}]")
+        self.emit(f"ldr x11, [x9, #{BatchJob.COUNT}]", "cmp x10, x11")
+        self.branch("b.hs", done)
+        self.emit(f"ldr x11, [x9, #{BatchJob.OFFSETS}]", "ldr x11, [x11, x10, lsl #3]")
+        self.emit(f"ldr x12, [x9, #{BatchJob.BASE}]", "add x11, x11, x12")
+        self.emit(f"ldr x12, [x9, #{BatchJob.LENGTHS}]", "ldr x12, [x12, x10, lsl #3]")
+        self.emit("stp x11, x12, [sp, #64]", "add x12, x11, x12")  # mem and len, as enter() saved them
+        self.emit(f"stp x11, x12, [{CTX}, #{Ctx.MEM_START}]")
+
+    def batch_store(self, packet: str) -> None:
+        self.emit(f"ldr x9, [{CTX}, #{Ctx.BATCH_JOB}]", f"ldr x10, [x9, #{BatchJob.INDEX}]")
+        self.emit(f"ldr x11, [x9, #{BatchJob.OUT}]", f"str {X[0]}, [x11, x10, lsl #3]")
+        self.emit("add x10, x10, #1", f"str x10, [x9, #{BatchJob.INDEX}]")
+        self.goto(packet)
 
     def enter(self) -> None:
         self.emit(
@@ -248,9 +235,9 @@ class _Emitter(Emitter):
         elif op in (Op.LSH, Op.RSH, Op.ARSH):
             count = value & (bits - 1)
             if count or bits == 32:
-                self.emit(f"{_ALU_REG[op]} {dst}, {dst}, #{count}")
-        elif op in _LOGICAL and is_logical_imm(value, bits):
-            self.emit(f"{_ALU_REG[op]} {dst}, {dst}, #0x{value:x}")
+                self.emit(f"{ALU_REG[op]} {dst}, {dst}, #{count}")
+        elif op in LOGICAL and is_logical_imm(value, bits):
+            self.emit(f"{ALU_REG[op]} {dst}, {dst}, #0x{value:x}")
         else:
             self.mov_imm(SCRATCH[1], value, bits)
             self.alu_reg(op, dst, _reg(SCRATCH[1], bits), bits)
@@ -268,12 +255,12 @@ class _Emitter(Emitter):
         else:
             # udiv/sdiv give 0 for a zero divisor and INT_MIN for INT_MIN / -1, as BPF
             # wants; register shifts use the count modulo the width, as BPF masks it.
-            self.emit(f"{_ALU_REG[op]} {dst}, {dst}, {src}")
+            self.emit(f"{ALU_REG[op]} {dst}, {dst}, {src}")
 
     def movsx(self, pc: int, insn: Instruction) -> None:
         bits = insn.spec.bits
         dst = (X if bits == 64 else W)[insn.dst]
-        self.emit(f"{_SXT[insn.spec.ext]} {dst}, {W[insn.src]}")
+        self.emit(f"{SXT[insn.spec.ext]} {dst}, {W[insn.src]}")
 
     def byteswap(self, pc: int, insn: Instruction) -> None:
         ext, w, x = insn.spec.ext, W[insn.dst], X[insn.dst]
@@ -406,14 +393,14 @@ class _Emitter(Emitter):
 
     def load(self, pc: int, insn: Instruction) -> None:
         self.check_access(pc, insn)
-        mnemonics = _MEM[insn.op, insn.spec.size]
+        mnemonics = MEM[insn.op, insn.spec.size]
         op, operand = self.address(X[insn.src], insn.off, insn.spec.size, mnemonics)
         self.emit(f"{op} {_reg(_BPF_REGS[insn.dst], mnemonics[2])}, {operand}")
 
     def store(self, pc: int, insn: Instruction) -> None:
         self.check_access(pc, insn)
         size = insn.spec.size
-        mnemonics = _MEM[insn.op, size]
+        mnemonics = MEM[insn.op, size]
         bits = mnemonics[2]
         if insn.op == Op.STX:
             value = _reg(_BPF_REGS[insn.src], bits)
@@ -451,7 +438,7 @@ class _Emitter(Emitter):
         stored = src
         if op != Op.XCHG:
             stored = new
-            self.emit(f"{_ATOMIC_ALU[op]} {new}, {old}, {src}")
+            self.emit(f"{ATOMIC_ALU[op]} {new}, {old}, {src}")
         self.emit(f"stlxr {status}, {stored}, [{addr}]")
         self.branch("cbnz", retry, status)
         if insn.spec.fetch:

@@ -1,5 +1,6 @@
-"""What ARM64's encodings allow, for the ARM64 emitter: which constants fit an
-immediate field, and how far a branch reaches.
+"""What ARM64's encodings allow, for the ARM64 emitter: the mnemonic for each
+BPF operation, which constants fit an immediate field, and how far a branch
+reaches.
 
 Keystone silently mis-assembles out-of-range branches, so the emitter lays the
 code out itself (every ARM64 instruction is 4 bytes) and :func:`resolve`
@@ -14,6 +15,50 @@ from dataclasses import dataclass
 
 from jit.core.bits import MASK64, s32
 from jit.core.errors import CompileError
+from jit.core.isa import Op
+
+COND = {
+    "jeq": "eq",
+    "jne": "ne",
+    "jgt": "hi",
+    "jge": "hs",
+    "jlt": "lo",
+    "jle": "ls",
+    "jsgt": "gt",
+    "jsge": "ge",
+    "jslt": "lt",
+    "jsle": "le",
+    "jset": "ne",
+}
+ALU_REG = {
+    "add": "add",
+    "sub": "sub",
+    "mul": "mul",
+    "or": "orr",
+    "and": "and",
+    "xor": "eor",
+    "lsh": "lsl",
+    "rsh": "lsr",
+    "arsh": "asr",
+    "div": "udiv",
+    "sdiv": "sdiv",
+}
+SXT = {8: "sxtb", 16: "sxth", 32: "sxtw"}
+LOGICAL = frozenset({"or", "and", "xor"})
+ATOMIC_ALU = {Op.ATOMIC_ADD: "add", Op.ATOMIC_OR: "orr", Op.ATOMIC_AND: "and", Op.ATOMIC_XOR: "eor"}
+
+# (op, size) -> (scaled mnemonic, unscaled mnemonic, register width)
+MEM = {
+    ("ldx", 1): ("ldrb", "ldurb", 32),
+    ("ldx", 2): ("ldrh", "ldurh", 32),
+    ("ldx", 4): ("ldr", "ldur", 32),
+    ("ldx", 8): ("ldr", "ldur", 64),
+    ("ldxs", 1): ("ldrsb", "ldursb", 64),
+    ("ldxs", 2): ("ldrsh", "ldursh", 64),
+    ("ldxs", 4): ("ldrsw", "ldursw", 64),
+}
+_STORES = {1: ("strb", "sturb", 32), 2: ("strh", "sturh", 32), 4: ("str", "stur", 32), 8: ("str", "stur", 64)}
+MEM.update({(op, size): row for size, row in _STORES.items() for op in ("st", "stx")})
 
 COND_RANGE = 1 << 20  # b.cond / cbz / cbnz: signed 19-bit word offset
 JUMP_RANGE = 1 << 27  # b / bl: signed 26-bit word offset

@@ -29,7 +29,7 @@ What a new backend must provide (each primitive is documented on
 :class:`Emitter`): the label prefix ``LOCAL``; ``emit``-level helpers of its
 own; the lowerings ``alu shift divide neg movsx byteswap jump callx
 call_local call_out exit load_imm64 load store atomic ldpacket``; the fixed
-code ``direct_entry enter zero_stack start_run call_program next_run epilogue exit0
+code ``direct_entry batch_begin batch_next batch_store enter zero_stack start_run call_program next_run epilogue exit0
 abort error_stub``; ``count_step`` and ``goto``; the bounds-check steps
 ``check_setup check_address check_aligned region_test record_fault
 block_test block_answers``; the lookup-stub steps ``lookup_match
@@ -90,6 +90,7 @@ LOWERING: Dispatch[str] = Dispatch(
 STUBS = (
     "direct",
     "prologue",
+    "batch",
     "epilogue",
     "exit0",
     "fail",
@@ -193,7 +194,7 @@ class Emitter(ABC):
         return "\n".join(self.items) + "\n"
 
     def prologue(self) -> None:
-        batch, resume = self.local("batch"), self.local("resume")
+        batch, resume = self.local("repeat"), self.local("resume")
         self.label(self.stub("direct"))
         self.direct_entry()
         self.label(self.stub("prologue"))
@@ -213,6 +214,35 @@ class Emitter(ABC):
         self.exit0(resume)
         self.label(self.stub("fail"))
         self.abort()
+        if self.batchable:
+            self.batch_entry()
+
+    @property
+    def batchable(self) -> bool:
+        """Whether the code gets a batch entry: no helper calls, no back-edges
+        (a batch cannot be interrupted) and no LD_ABS/LD_IND (whose exit0 resumes
+        the repeat loop)."""
+        unsupported = (isa.Op.CALL, isa.Op.CALLX, isa.Op.LDABS, isa.Op.LDIND)
+        return not any(
+            insn.spec.op in unsupported or any(target <= pc for target in insn.successors(pc)) for pc, insn in self.prog
+        )
+
+    def batch_entry(self) -> None:
+        """``entry(BatchJob *job, 0, ctx)``: the program once per packet of the
+        job, each run set up as the prologue sets up one (see :class:`jit.core.abi.BatchJob`)."""
+        packet = self.local("packet")
+        self.label(self.stub("batch"))
+        self.enter()
+        self.batch_begin()
+        self.label(packet)
+        self.batch_next(self.stub("epilogue"))
+        if self.options.checks:
+            self.check_setup()
+        if self.options.zero_stack:
+            self.zero_stack()
+        self.start_run(self.options.max_steps)
+        self.call_program(self.insn_label(self.prog.pcs[0]))
+        self.batch_store(packet)
 
     def target(self, pc: int, insn: Instruction) -> tuple[str, bool]:
         """The label of a jump's or local call's target, and whether it is a back-edge."""
@@ -384,6 +414,21 @@ class Emitter(ABC):
         so a call from Python sets no context field itself."""
 
     @abstractmethod
+    def batch_begin(self) -> None:
+        """Right after :meth:`enter` in the batch entry: ``ctx->batch_job`` = the
+        first argument, ``ctx->error`` = 0."""
+
+    @abstractmethod
+    def batch_next(self, done: str) -> None:
+        """To ``done`` when ``job->index == job->count``; else the packet
+        ``job->index`` becomes mem and len (where :meth:`start_run` reads them)
+        and ``ctx->mem_start``/``mem_end``. Any register but the context's."""
+
+    @abstractmethod
+    def batch_store(self, packet: str) -> None:
+        """``job->out[job->index] = R0``, ``job->index += 1``, back to ``packet``."""
+
+    @abstractmethod
     def enter(self) -> None:
         """Save the host's callee-saved registers and mem/len, bind the context, store saved_sp."""
 
@@ -482,6 +527,7 @@ class TemplateBackend(Backend):
         text = emitter.build()
         absent = {"map_lookup"} if not options.array_maps else set()
         absent |= {"bounds_checks"} if not emitter.faults else set()
+        absent |= {"batch"} if not emitter.batchable else set()
         stubs = {name: emitter.stub(name) for name in STUBS if name not in absent}
         names = [emitter.insn_label(pc) for pc in prog.pcs] + list(stubs.values())
         table = "".join(f".quad {', '.join(names[i : i + 64])}\n" for i in range(0, len(names), 64))

@@ -39,61 +39,31 @@ aligned. A failure stores r11 in ``ctx->fault_addr`` and reports MEMORY.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from jit.backends.base import Emulation, writes
 from jit.backends.template import Emitter, TemplateBackend
-from jit.core.abi import HELPER_SLOTS, STACK_BYTES, Check, Ctx, Desc, ErrorCode, Span
+from jit.backends.x86_64_registers import (
+    ARGUMENTS,
+    CALLEE_SAVED_BPF,
+    CONTEXT,
+    DIVIDEND,
+    HELPER_ID_ARG,
+    HOST_SAVED,
+    RAX,
+    RCX,
+    RDI,
+    RDX,
+    REGS,
+    REMAINDER,
+    RSI,
+    SCRATCH,
+    SHIFT_COUNT,
+    Reg,
+)
+from jit.core.abi import HELPER_SLOTS, STACK_BYTES, BatchJob, Check, Ctx, Desc, ErrorCode, Span
 from jit.core.bits import to_signed
 from jit.core.bytecode import Instruction
 from jit.core.errors import CompileError
 from jit.core.isa import STACK_SIZE, Form, Op
-
-
-@dataclass(frozen=True)
-class Reg:
-    """One x86-64 register under its 64/32/16/8-bit names."""
-
-    q: str
-    d: str
-    w: str
-    b: str
-
-    def sized(self, bits: int) -> str:
-        return self.q if bits == 64 else self.d
-
-    def part(self, size: int) -> str:
-        """The name that covers ``size`` bytes."""
-        return {8: self.q, 4: self.d, 2: self.w, 1: self.b}[size]
-
-
-def _legacy(x: str) -> Reg:
-    return Reg(f"r{x}x", f"e{x}x", f"{x}x", f"{x}l")
-
-
-def _indexed(name: str) -> Reg:
-    return Reg(name, f"{name}d", f"{name}w", f"{name}b")
-
-
-def _pointer(x: str) -> Reg:
-    return Reg(f"r{x}", f"e{x}", x, f"{x}l")
-
-
-RAX, RCX, RDX, RBX = _legacy("a"), _legacy("c"), _legacy("d"), _legacy("b")
-RSI, RDI, RBP = _pointer("si"), _pointer("di"), _pointer("bp")
-R8, R9, R10, R11, R12, R13, R14, R15 = (_indexed(f"r{n}") for n in range(8, 16))
-
-# BPF register number -> x86-64 register.
-REGS: tuple[Reg, ...] = (RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP)
-# The only registers the emitter may clobber besides BPF-visible ones.
-SCRATCH: tuple[Reg, ...] = (R11, R10, R9)
-CONTEXT = R12  # ctx for the whole run (callee-saved: survives helper calls)
-HELPER_ID_ARG = R9  # 6th C argument of the helper ABI (a scratch register)
-SHIFT_COUNT = 4  # BPF R4 lives in rcx, the only register a shift can count with
-DIVIDEND, REMAINDER = 0, 3  # BPF R0/R3 live in rax/rdx, which div/idiv use
-CALLEE_SAVED_BPF = (6, 7, 8, 9, 10)  # pushed around a local call
-ARGUMENTS = (1, 2, 3, 4, 5)  # pushed around a helper call
-HOST_SAVED = (RBP, RBX, R12, R13, R14, R15)  # callee-saved in the SysV ABI
 
 _PTR = {1: "byte", 2: "word", 4: "dword", 8: "qword"}
 _ALU = {"add": "add", "sub": "sub", "mul": "imul", "or": "or", "and": "and", "xor": "xor", "mov": "mov"}
@@ -143,6 +113,30 @@ class _Emitter(Emitter):
 
         self.emit(f"mov {field(Ctx.ERROR)}, 0", f"mov {field(Ctx.REPEAT)}, 1", f"mov {field(Ctx.MEM_START)}, {RDI.q}")
         self.emit(f"lea {RAX.q}, [{RDI.q}+{RSI.q}]", f"mov {field(Ctx.MEM_END)}, {RAX.q}")
+
+    def batch_begin(self) -> None:
+        self.emit(f"mov {_ctx(Ctx.BATCH_JOB)}, {RDI.q}", f"mov {_ctx(Ctx.ERROR)}, 0")
+
+    def batch_next(self, done: str) -> None:
+        job, index, end = (reg.q for reg in SCRATCH)
+        mem, size = RDI.q, RSI.q
+
+        def field(f: BatchJob) -> str:
+            return f"qword ptr [{job}+{int(f)}]"
+
+        self.emit(f"mov {job}, {_ctx(Ctx.BATCH_JOB)}", f"mov {index}, {field(BatchJob.INDEX)}")
+        self.emit(f"cmp {index}, {field(BatchJob.COUNT)}", f"jae {done}")
+        self.emit(f"mov {mem}, {field(BatchJob.OFFSETS)}", f"mov {mem}, qword ptr [{mem}+{index}*8]")
+        self.emit(f"add {mem}, {field(BatchJob.BASE)}")
+        self.emit(f"mov {size}, {field(BatchJob.LENGTHS)}", f"mov {size}, qword ptr [{size}+{index}*8]")
+        self.emit(f"mov qword ptr [rsp+16], {mem}", f"mov qword ptr [rsp+8], {size}")  # as enter() saved them
+        self.emit(f"mov {_ctx(Ctx.MEM_START)}, {mem}", f"lea {end}, [{mem}+{size}]", f"mov {_ctx(Ctx.MEM_END)}, {end}")
+
+    def batch_store(self, packet: str) -> None:
+        job, index, out = (reg.q for reg in SCRATCH)
+        self.emit(f"mov {job}, {_ctx(Ctx.BATCH_JOB)}", f"mov {index}, qword ptr [{job}+{int(BatchJob.INDEX)}]")
+        self.emit(f"mov {out}, qword ptr [{job}+{int(BatchJob.OUT)}]", f"mov qword ptr [{out}+{index}*8], {RAX.q}")
+        self.emit(f"add {index}, 1", f"mov qword ptr [{job}+{int(BatchJob.INDEX)}], {index}", f"jmp {packet}")
 
     def enter(self) -> None:
         self.emit(*(f"push {reg.q}" for reg in HOST_SAVED))

@@ -27,8 +27,11 @@ import textwrap
 import pytest
 
 import jit
+from jit.core.abi import STACK_BYTES, BatchJob
 from jit.core.host import host_arch
+from jit.runtime import batch as batch_runtime
 from jit.runtime import codemem
+from jit.runtime import native as native_runtime
 from jit.runtime.native import NativeProgram
 
 ON_ARM64 = host_arch() == "arm64"
@@ -275,8 +278,8 @@ def call_through_trampoline(fn: NativeProgram, target: int, functions, mem=None)
     trampoline around ``target``; returns (R0, changed-register mask)."""
     mask = (ctypes.c_uint64 * 1)(0xFFFF_FFFF)
     trampoline = functions(checking_trampoline(target, ctypes.addressof(mask)))
-    fn._entry = codemem._ENTRY(trampoline.address)
-    r0 = fn(mem)
+    fn._entry = native_runtime._ENTRY(trampoline.address)
+    r0 = fn.run_many(mem, 1)  # the general path, which calls fn._entry (fn(mem) may enter directly)
     return r0, mask[0]
 
 
@@ -324,6 +327,29 @@ def test_generated_code_preserves_every_callee_saved_register(functions) -> None
     assert len(calls) == 2
     r0, mask = call_through_trampoline(fn, entry, functions)  # and again: nothing left behind
     assert (r0, mask) == (121, 0)
+
+
+@arm64_only
+def test_direct_and_batch_entries_preserve_every_callee_saved_register(functions) -> None:
+    """The direct entry (fn(mem)) and the batch entry (run_batch) of a program
+    using R6-R9 (x19-x22) leave every callee-saved register as they found it."""
+    from array import array
+
+    fn = jit.compile("mov %r6, 6\nmov %r7, 7\nmov %r8, 8\nmov %r9, %r2\nmov %r0, %r6\nadd %r0, %r9\nexit")
+    assert call_through_trampoline(fn, fn.address + fn.native.labels["direct"], functions, b"abc") == (9, 0)
+    mask = (ctypes.c_uint64 * 1)(0xFFFF_FFFF)
+    trampoline = functions(checking_trampoline(fn.address + fn.native.labels["batch"], ctypes.addressof(mask)))
+    packets = batch_runtime.PacketBatch.from_packets([b"a", b"bc", b""])
+    out = array("Q", [0]) * 3
+    stack = (ctypes.c_uint64 * (STACK_BYTES // 8))()
+    ctx = batch_runtime._context(ctypes.addressof(stack))
+    address = batch_runtime._address
+    job = batch_runtime.new_job(
+        address(packets.data), address(packets.offsets), address(packets.lengths), address(out), 3
+    )
+    entry = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p)(trampoline.address)
+    entry(ctypes.addressof(job), 0, ctypes.addressof(ctx))
+    assert (out.tolist(), job[BatchJob.INDEX // 8], mask[0]) == ([7, 8, 6], 3, 0)
 
 
 # --- native helpers: the call into C -------------------------------------------------------

@@ -45,7 +45,8 @@ class Ctx(enum.IntEnum):
     CHECK_MEM_START = 104  # input buffer for bounds checks: start (all ones when empty)
     CHECK_MEM_LAST = 112  # ... and end - 8 (0 when empty); set by the prologue
     STACK_LAST = 120  # BPF stack end - 8; set by the prologue
-    HELPERS = 128  # HELPER_SLOTS function pointers, indexed by helper id
+    BATCH_JOB = 128  # the BatchJob a batch entry runs (set by the entry itself)
+    HELPERS = 136  # HELPER_SLOTS function pointers, indexed by helper id
 
 
 HELPER_SLOTS = 512
@@ -122,20 +123,19 @@ def check_max_steps(value: object) -> None:
 
 
 class BatchJob(enum.IntEnum):
-    """Byte offsets of the u64 fields of a batch job, the one argument of the
-    per-architecture batch driver ``uint64_t driver(BatchJob *job)`` (backends.batch):
-    it runs ``entry`` (the program's direct entry, which sets repeat 1 and the
-    buffer bounds) once per packet ``i < count`` on ``base + offsets[i]``,
-    ``lengths[i]`` bytes long, with ``ctx``, stores R0 in ``out[i]``, and stops early when ``ctx->error`` is set.
-    Returns the number of packets run to completion."""
+    """Byte offsets of the u64 fields of a batch job, the first argument of a
+    program's batch entry ``entry(BatchJob *job, 0, ctx)`` (``NativeCode.labels["batch"]``,
+    see :mod:`jit.backends.base`): it runs the program once per packet
+    ``index <= i < count`` on ``base + offsets[i]``, ``lengths[i]`` bytes long,
+    stores R0 in ``out[i]`` and advances ``index``; a failed run stops it with
+    ``ctx->error`` set and ``index`` at the failing packet."""
 
-    ENTRY = 0
-    CTX = 8
-    BASE = 16
-    OFFSETS = 24
-    LENGTHS = 32
-    OUT = 40
-    COUNT = 48
+    BASE = 0
+    OFFSETS = 8
+    LENGTHS = 16
+    OUT = 24
+    COUNT = 32
+    INDEX = 40
 
 
-BATCH_JOB_SIZE = 56
+BATCH_JOB_SIZE = 48

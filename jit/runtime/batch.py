@@ -11,17 +11,19 @@ length; writes land in the batch's own buffer.
 
 How it runs, per kind of compiled program:
 
-* **native** (x86-64 on an x86-64 host, ARM64 on an ARM64 host): the batch
-  driver of :mod:`jit.backends.batch` calls the program's direct entry once per packet,
-  with a context and BPF stack of the batch's own, so the only Python cost is
-  one ctypes call per batch;
-* **emulated** (unicorn): the same driver code under a unicorn instance of
-  the batch's own, holding the program, the driver, the packets and the
-  result array, run with one ``emu_start`` per batch;
+* **native** (x86-64 on an x86-64 host, ARM64 on an ARM64 host): the
+  program's own batch entry (``fn.native.labels["batch"]``, see
+  :class:`jit.core.abi.BatchJob`) loops over the packets inside the generated
+  code, with a context and BPF stack of the batch's own, so the only Python
+  cost is one ctypes call per batch;
+* **emulated** (unicorn): the same batch entry under a unicorn instance of
+  the batch's own, holding the program, the packets and the result array,
+  run with one ``emu_start`` per batch;
 * **otherwise**, a Python loop of ``fn(packet)``: for programs that call
-  helpers, use maps or global data, make tail calls or have back-edges
-  (which the native paths do not set up or cannot interrupt), and for any
-  object without the native code (the reference interpreter's callables).
+  helpers, use maps or global data, make tail calls, have back-edges (which
+  the native paths do not set up or cannot interrupt) or use LD_ABS/LD_IND,
+  and for any object without the native code (the reference interpreter's
+  callables).
 
 When a run fails (a run-time bounds check, a step limit), the driver stops
 at that packet and it is run again through ``fn`` to raise the program's
@@ -31,7 +33,6 @@ own error, prefixed by the packet's index.
 from __future__ import annotations
 
 import ctypes
-import functools
 import operator
 import weakref
 from array import array
@@ -115,6 +116,8 @@ def batch_path(fn: object) -> str:
         return "loop: the program uses maps or global data"
     if called_helper_ids(native) != frozenset():
         return "loop: the program calls helpers"
+    if "batch" not in native.labels:
+        return "loop: the program uses LD_ABS or LD_IND (no batch entry)"
     return "emulated" if fn.emulated else "native"  # type: ignore[attr-defined]
 
 
@@ -166,32 +169,27 @@ def _address(buffer: array | bytearray) -> int:
     return ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer)) if buffer else 0
 
 
-@functools.cache
-def _native_driver(arch: str) -> Callable[[int], int]:
-    from jit.backends.batch import driver_code
-    from jit.runtime.codemem import map_code
+_BATCH_ENTRY = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p)
 
-    address, _ = map_code(driver_code(arch))  # lives as long as the process
-    return ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p)(address)
+
+def new_job(base: int, offsets: int, lengths: int, out: int, count: int) -> Any:
+    """A :class:`jit.core.abi.BatchJob` holding these addresses, at packet 0."""
+    job = (ctypes.c_uint64 * (BATCH_JOB_SIZE // 8))()
+    fields = {BatchJob.BASE: base, BatchJob.OFFSETS: offsets, BatchJob.LENGTHS: lengths, BatchJob.OUT: out}
+    fields[BatchJob.COUNT] = count
+    for field, value in fields.items():
+        job[field // 8] = value
+    return job
 
 
 def _run_native(fn: Any, batch: PacketBatch, out: array) -> int:
     stack = (ctypes.c_uint64 * (STACK_BYTES // 8))()
     ctx = _context(ctypes.addressof(stack))
-    job = (ctypes.c_uint64 * (BATCH_JOB_SIZE // 8))()
-    fields = {
-        BatchJob.ENTRY: fn.address + fn.native.labels["direct"],
-        BatchJob.CTX: ctypes.addressof(ctx),
-        BatchJob.BASE: _address(batch.data),
-        BatchJob.OFFSETS: _address(batch.offsets),
-        BatchJob.LENGTHS: _address(batch.lengths),
-        BatchJob.OUT: _address(out),
-        BatchJob.COUNT: len(batch),
-    }
-    for field, value in fields.items():
-        job[field // 8] = value
+    job = new_job(_address(batch.data), _address(batch.offsets), _address(batch.lengths), _address(out), len(batch))
+    entry = _BATCH_ENTRY(fn.address + fn.native.labels["batch"])
     keep = (fn, stack)  # noqa: F841 - the code and the stack stay alive during the call
-    return _native_driver(fn.arch)(ctypes.addressof(job))
+    entry(ctypes.addressof(job), 0, ctypes.addressof(ctx))
+    return job[BatchJob.INDEX // 8]
 
 
 _EMULATORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()

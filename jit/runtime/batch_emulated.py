@@ -1,11 +1,11 @@
-"""The batch driver under unicorn, for emulated programs (:func:`jit.run_batch`).
+"""A program's batch entry under unicorn, for emulated programs (:func:`jit.run_batch`).
 
 An :class:`EmulatedBatch` is a unicorn instance of its own (not the one of
 the :class:`jit.runtime.emulated.EmulatedProgram`, whose layout serves one
-buffer per call) holding the program's machine code, the batch driver of
-:mod:`jit.backends.batch`, a context and a BPF stack, a host stack, and per call
-the packets and the job with its arrays; the driver then runs the whole batch
-in one ``emu_start``. Only programs :func:`jit.runtime.batch.batch_path`
+buffer per call) holding the program's machine code, a context and a BPF
+stack, a host stack, and per call the packets and the job with its arrays;
+the code's batch entry (``labels["batch"]``) then runs the whole batch in one
+``emu_start``. Only programs :func:`jit.runtime.batch.batch_path`
 calls "emulated" come here: no helpers, maps, tail calls or loops, so the
 code needs nothing else mapped.
 """
@@ -20,19 +20,17 @@ from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError
 
 from jit.backends import get_backend
 from jit.backends.base import NativeCode
-from jit.backends.batch import driver_code
 from jit.core.abi import BATCH_JOB_SIZE, CONTEXT_SIZE, STACK_BYTES, BatchJob, Ctx
 from jit.core.errors import ExecutionError
 from jit.core.isa import STACK_SIZE
 
 PAGE = 0x1000
 CODE = 0x1000_0000
-DRIVER = 0x1800_0000
 CTX = 0x2000_0000
 STACK = 0x3000_0000
 HOST = 0x4000_0000
 HOST_STACK = 0x10_0000
-HALT = 0x5000_0000  # the driver returns here: the end of emulation
+HALT = 0x5000_0000  # the batch entry returns here: the end of emulation
 JOB = 0x6000_0000
 DATA = 0x1_0000_0000
 TIMEOUT_US = 600 * 1_000_000
@@ -49,12 +47,10 @@ class EmulatedBatch:
         self.native = native
         self.machine = get_backend(native.arch).emulation()
         uc = self.uc = Uc(self.machine.uc_arch, self.machine.uc_mode)
-        driver = driver_code(native.arch)
         # unicorn's default translation cache is 1 GiB of address space per instance
-        uc.ctl_set_tcg_buffer_size(min(1 << 30, max(4 << 20, 32 * (len(native.code) + len(driver)))))
-        for base, blob in ((CODE, native.code), (DRIVER, driver)):
-            uc.mem_map(base, _pages(len(blob)), UC_PROT_READ | UC_PROT_EXEC)
-            uc.mem_write(base, blob)
+        uc.ctl_set_tcg_buffer_size(min(1 << 30, max(4 << 20, 32 * len(native.code))))
+        uc.mem_map(CODE, _pages(len(native.code)), UC_PROT_READ | UC_PROT_EXEC)
+        uc.mem_write(CODE, native.code)
         uc.mem_map(HALT, PAGE, UC_PROT_READ | UC_PROT_EXEC)
         uc.mem_write(HALT, self.machine.ret * (PAGE // len(self.machine.ret)))
         uc.mem_map(CTX, _pages(CONTEXT_SIZE), UC_PROT_READ | UC_PROT_WRITE)
@@ -79,15 +75,8 @@ class EmulatedBatch:
         offsets = JOB + _pages(BATCH_JOB_SIZE)
         lengths = offsets + _pages(8 * n)
         results = lengths + _pages(8 * n)
-        fields = {
-            BatchJob.ENTRY: CODE + self.native.labels["direct"],
-            BatchJob.CTX: CTX,
-            BatchJob.BASE: DATA,
-            BatchJob.OFFSETS: offsets,
-            BatchJob.LENGTHS: lengths,
-            BatchJob.OUT: results,
-            BatchJob.COUNT: n,
-        }
+        fields = {BatchJob.BASE: DATA, BatchJob.OFFSETS: offsets, BatchJob.LENGTHS: lengths, BatchJob.OUT: results}
+        fields[BatchJob.COUNT] = n
         job = bytearray(BATCH_JOB_SIZE)
         for field, value in fields.items():
             struct.pack_into("<Q", job, field, value)
@@ -100,7 +89,6 @@ class EmulatedBatch:
                 self._map(base, blob)
             self._map(results, bytes(8 * n))
             self._map(DATA, bytes(batch.data))
-            uc.mem_write(CTX + Ctx.ERROR, bytes(8))
             sp = HOST + HOST_STACK - 64
             if machine.link is None:  # x86-64: the return address on the stack
                 sp -= 8
@@ -108,15 +96,16 @@ class EmulatedBatch:
             else:
                 uc.reg_write(machine.link, HALT)
             uc.reg_write(machine.sp, sp)
-            uc.reg_write(machine.entry_args[0], JOB)
+            for reg, value in zip(machine.entry_args, (JOB, 0, CTX)):
+                uc.reg_write(reg, value)
             try:
-                uc.emu_start(DRIVER, HALT, timeout=TIMEOUT_US)
+                uc.emu_start(CODE + self.native.labels["batch"], HALT, timeout=TIMEOUT_US)
             except UcError as exc:
                 pc = uc.reg_read(machine.pc)
-                raise ExecutionError(f"the emulated batch driver stopped at 0x{pc:x}: {exc}") from None
+                raise ExecutionError(f"the emulated batch stopped at 0x{pc:x}: {exc}") from None
             if uc.reg_read(machine.pc) != HALT:
                 raise ExecutionError("the emulated batch did not finish within its time budget")
-            done = uc.reg_read(machine.result)
+            done = struct.unpack("<Q", uc.mem_read(JOB + BatchJob.INDEX, 8))[0]
             out[:] = array("Q", bytes(uc.mem_read(results, 8 * n)))
             if batch.data:
                 batch.data[:] = uc.mem_read(DATA, len(batch.data))
