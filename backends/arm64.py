@@ -39,11 +39,13 @@ from __future__ import annotations
 from jit.backends.arm64_encoding import (
     ALU_REG,
     ATOMIC_ALU,
+    BRANCH_MNEMONICS,
     COND,
     LOGICAL,
     MEM,
     SXT,
     Branch,
+    branch_form,
     imm_value,
     is_addsub_imm,
     is_logical_imm,
@@ -537,6 +539,9 @@ class Arm64Backend(TemplateBackend):
 
     arch = "arm64"
     emitter = _Emitter
+    branch_form = staticmethod(branch_form)
+    branch_mnemonics = BRANCH_MNEMONICS
+    width = 4
 
     def __init__(self) -> None:
         self._ks = None  # keystone instance, made on first use
@@ -577,10 +582,18 @@ class Arm64Backend(TemplateBackend):
     def assemble(self, text: str, what: str) -> bytes:
         from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN, Ks, KsError
 
-        if self._ks is None:
-            self._ks = Ks(KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN)
-        try:
-            encoding, _ = self._ks.asm(text, 0)
-        except KsError as exc:
-            raise CompileError(f"{what}: keystone rejected the generated ARM64 code: {exc}") from exc
-        return bytes(encoding or b"")
+        for attempt in (1, 2):
+            if self._ks is None:
+                self._ks = Ks(KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN)
+            try:
+                encoding, _ = self._ks.asm(text, 0)
+                return bytes(encoding or b"")
+            except KsError as exc:
+                # keystone 0.9.2's ARM64 parser has failed valid texts (error 547, "Unknown
+                # error") after another instance had assembled many labelled texts, and then
+                # assembled them on a later try: one retry on a new instance before calling
+                # the text bad (jit.backends.patching learns ARM64 lines without labels).
+                self._ks = None
+                if attempt == 2:
+                    raise CompileError(f"{what}: keystone rejected the generated ARM64 code: {exc}") from exc
+        raise AssertionError("unreachable")

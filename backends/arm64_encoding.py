@@ -11,8 +11,10 @@ unconditional ``b`` (+-128 MiB); a ``b``/``bl`` beyond that is a CompileError.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from jit.backends.patching import BranchForm
 from jit.core.bits import MASK64, s32
 from jit.core.errors import CompileError
 from jit.core.isa import Op
@@ -170,3 +172,40 @@ def _layout(items: list) -> tuple[dict[str, int], int]:
             item.pos = pos
             pos += item.size
     return labels, pos
+
+
+_CONDITIONS = {"eq": 0, "ne": 1, "hs": 2, "cs": 2, "lo": 3, "cc": 3, "mi": 4, "pl": 5, "vs": 6, "vc": 7}
+_CONDITIONS |= {"hi": 8, "ls": 9, "ge": 10, "lt": 11, "gt": 12, "le": 13, "al": 14}
+
+
+def _word(base: int, field_bits: int, shift: int = 0) -> Callable[[int, bool], bytes]:
+    """A branch whose word offset (from the branch itself) fills ``field_bits`` bits at ``shift``."""
+
+    def encode(disp: int, _: bool) -> bytes:
+        words = (disp + 4) >> 2  # the patch assembler counts from the branch's end
+        if not -(1 << (field_bits - 1)) <= words < 1 << (field_bits - 1):
+            raise CompileError(f"an ARM64 branch of {disp + 4} bytes does not fit its {field_bits}-bit field")
+        return (base | ((words & ((1 << field_bits) - 1)) << shift)).to_bytes(4, "little")
+
+    return encode
+
+
+BRANCH_MNEMONICS = frozenset({"b", "bl", "cbz", "cbnz", *(f"b.{cond}" for cond in _CONDITIONS)})
+
+
+def branch_form(mnemonic: str, operands: tuple[str, ...]) -> BranchForm | None:
+    """The patch assembler's encoding of an ARM64 branch to a label (b, bl, b.cond, cbz, cbnz)."""
+    if mnemonic in ("b", "bl") and not operands:
+        return BranchForm(4, _word(0x14000000 if mnemonic == "b" else 0x94000000, 26))
+    if mnemonic.startswith("b.") and not operands and mnemonic[2:] in _CONDITIONS:
+        return BranchForm(4, _word(0x54000000 | _CONDITIONS[mnemonic[2:]], 19, 5))
+    if (
+        mnemonic in ("cbz", "cbnz")
+        and len(operands) == 1
+        and operands[0][:1] in ("x", "w")
+        and operands[0][1:].isdigit()
+    ):
+        reg = operands[0]
+        base = (0x34000000 if mnemonic == "cbz" else 0x35000000) | (reg[0] == "x") << 31 | int(reg[1:])
+        return BranchForm(4, _word(base, 19, 5))
+    return None

@@ -74,6 +74,8 @@ from jit.core.bytecode import Bytecode, Instruction
 from jit.core.errors import CompileError
 from jit.core.isa import FRAME_POINTER, Access, Op
 
+ASSEMBLERS = ("patch", "keystone")
+
 
 @dataclass(frozen=True)
 class CodegenOptions:
@@ -92,6 +94,14 @@ class CodegenOptions:
     # program never reads a stack byte it has not written, so jit.compile turns
     # this off for verified programs: it is most of the fixed cost of a run.
     zero_stack: bool = True
+    # "patch": copy-and-patch from keystone's bytes for each distinct line
+    # (jit.backends.patching); "keystone": keystone assembles the whole text.
+    # The same bytes either way (tests/test_patching.py).
+    assembler: str = "patch"
+
+    def __post_init__(self) -> None:
+        if self.assembler not in ASSEMBLERS:
+            raise CompileError(f"unknown assembler {self.assembler!r} (valid: {', '.join(ASSEMBLERS)})")
 
 
 @dataclass

@@ -40,6 +40,7 @@ lookup_fallback lookup_array return_zero``; and, on its TemplateBackend,
 
 from __future__ import annotations
 
+import functools
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -55,6 +56,7 @@ from jit.backends.base import (
     checked_helper_id,
     emitted_checks,
 )
+from jit.backends.patching import BranchForm, PatchAssembler
 from jit.core import isa
 from jit.core.abi import Check, ErrorCode, Span, check_max_steps
 from jit.core.bytecode import Bytecode, Dispatch, Instruction
@@ -530,10 +532,14 @@ class TemplateBackend(Backend):
         absent |= {"batch"} if not emitter.batchable else set()
         stubs = {name: emitter.stub(name) for name in STUBS if name not in absent}
         names = [emitter.insn_label(pc) for pc in prog.pcs] + list(stubs.values())
-        table = "".join(f".quad {', '.join(names[i : i + 64])}\n" for i in range(0, len(names), 64))
-        code = self.assemble(text + table, prog.name)
-        split = len(code) - 8 * len(names)
-        offsets = struct.unpack_from(f"<{len(names)}Q", code, split)
+        if options.assembler == "keystone":
+            table = "".join(f".quad {', '.join(names[i : i + 64])}\n" for i in range(0, len(names), 64))
+            code = self.assemble(text + table, prog.name)
+            split = len(code) - 8 * len(names)
+            offsets = struct.unpack_from(f"<{len(names)}Q", code, split)
+        else:
+            code, placed = _patcher(type(self)).assemble(text, prog.name)
+            split, offsets = len(code), tuple(placed[name] for name in names)
         self.check_layout(emitter, split, dict(zip(names, offsets)))
         count = len(prog.pcs)
         labels = dict(zip(stubs, offsets[count:]))
@@ -546,6 +552,21 @@ class TemplateBackend(Backend):
     def assemble(self, text: str, what: str) -> bytes:
         """Assembly text to machine code in one keystone call (CompileError naming ``what`` when rejected)."""
 
+    width: ClassVar[int | None] = None  # bytes of every instruction, on a fixed-width ISA
+    branch_mnemonics: ClassVar[frozenset[str]]  # the mnemonics branch_form encodes
+
+    @staticmethod
+    @abstractmethod
+    def branch_form(mnemonic: str, operands: tuple[str, ...]) -> BranchForm | None:
+        """How the copy-and-patch assembler encodes a branch to a label (None: not one)."""
+
     def check_layout(self, emitter: Emitter, size: int, placed: dict[str, int]) -> None:
         """Raise CompileError if the assembler's layout (code size, label -> offset)
         is not the one the emitter planned; nothing to check by default."""
+
+
+@functools.cache
+def _patcher(backend: type[TemplateBackend]) -> PatchAssembler:
+    """The process's copy-and-patch assembler for a backend (its memo is shared)."""
+    instance = backend()
+    return PatchAssembler(instance.assemble, backend.branch_form, backend.branch_mnemonics, backend.width)

@@ -40,9 +40,11 @@ aligned. A failure stores r11 in ``ctx->fault_addr`` and reports MEMORY.
 from __future__ import annotations
 
 from jit.backends.base import Emulation, writes
+from jit.backends.patching import branch_table
 from jit.backends.template import Emitter, TemplateBackend
-from jit.backends.x86_64_registers import (
+from jit.backends.x86_64_encoding import (
     ARGUMENTS,
+    BRANCHES,
     CALLEE_SAVED_BPF,
     CONTEXT,
     DIVIDEND,
@@ -523,6 +525,8 @@ class X86_64Backend(TemplateBackend):
 
     arch = "x86_64"
     emitter = _Emitter
+    branch_form = staticmethod(branch_table(BRANCHES))
+    branch_mnemonics = frozenset(BRANCHES)
 
     def assemble(self, text: str, what: str) -> bytes:
         return assemble(text, what)

@@ -21,6 +21,7 @@ helpers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -124,6 +125,7 @@ def compile(
         bounds_check=bounds_check,
         array_maps=array_maps,
         blocks=tuple(block.span for block in program.memory),
+        assembler=os.environ.get("BPFJIT_ASSEMBLER", "patch"),  # "keystone": whole-text keystone (tests)
     )
     backend = get_backend(arch)
 

@@ -1,10 +1,15 @@
-"""The x86-64 register file as the x86-64 emitter uses it: each register under
-its 64/32/16/8-bit names, where each BPF register lives, and the registers with
-a fixed role (scratch, the context, the operands div and shifts need)."""
+"""x86-64 facts the emitter and the copy-and-patch assembler use: the register
+file (each register under its 64/32/16/8-bit names, where each BPF register
+lives, the registers with a fixed role: scratch, the context, the operands div
+and shifts need) and the encodings of branches to labels."""
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from jit.backends.patching import BranchForm
 
 
 @dataclass(frozen=True)
@@ -51,3 +56,19 @@ DIVIDEND, REMAINDER = 0, 3  # BPF R0/R3 live in rax/rdx, which div/idiv use
 CALLEE_SAVED_BPF = (6, 7, 8, 9, 10)  # pushed around a local call
 ARGUMENTS = (1, 2, 3, 4, 5)  # pushed around a helper call
 HOST_SAVED = (RBP, RBX, R12, R13, R14, R15)  # callee-saved in the SysV ABI
+
+
+def _rel(short: bytes, long: bytes) -> Callable[[int, bool], bytes]:
+    return lambda disp, is_long: long + struct.pack("<i", disp) if is_long else short + struct.pack("<b", disp)
+
+
+# jmp and jcc: rel8 or rel32, as keystone relaxes them; call: rel32 only.
+_CC = {"o": 0, "no": 1, "b": 2, "c": 2, "nae": 2, "ae": 3, "nb": 3, "nc": 3, "e": 4, "z": 4, "ne": 5, "nz": 5}
+_CC |= {"be": 6, "na": 6, "a": 7, "nbe": 7, "s": 8, "ns": 9, "p": 10, "pe": 10, "np": 11, "po": 11}
+_CC |= {"l": 12, "nge": 12, "ge": 13, "nl": 13, "le": 14, "ng": 14, "g": 15, "nle": 15}
+BRANCHES = {
+    f"j{cc}": BranchForm(6, _rel(bytes([0x70 + n]), bytes([0x0F, 0x80 + n])), 2, range(-128, 128))
+    for cc, n in _CC.items()
+}
+BRANCHES["jmp"] = BranchForm(5, _rel(b"\xeb", b"\xe9"), 2, range(-128, 128))
+BRANCHES["call"] = BranchForm(5, lambda disp, _: b"\xe8" + struct.pack("<i", disp))
