@@ -88,6 +88,8 @@ LOWERING: Dispatch[str] = Dispatch(
     },
 )
 
+_NOT_BATCHABLE = frozenset({isa.Op.CALL, isa.Op.CALLX, isa.Op.LDABS, isa.Op.LDIND})
+
 # Code that belongs to no instruction, under its NativeCode.labels name.
 STUBS = (
     "direct",
@@ -219,15 +221,18 @@ class Emitter(ABC):
         if self.batchable:
             self.batch_entry()
 
-    @property
+    @functools.cached_property
     def batchable(self) -> bool:
         """Whether the code gets a batch entry: no helper calls, no back-edges
         (a batch cannot be interrupted) and no LD_ABS/LD_IND (whose exit0 resumes
         the repeat loop)."""
-        unsupported = (isa.Op.CALL, isa.Op.CALLX, isa.Op.LDABS, isa.Op.LDIND)
-        return not any(
-            insn.spec.op in unsupported or any(target <= pc for target in insn.successors(pc)) for pc, insn in self.prog
-        )
+        for pc, insn in self.prog:
+            if insn.spec.op in _NOT_BATCHABLE:
+                return False
+            target = insn.target(pc)
+            if target is not None and target <= pc:
+                return False
+        return True
 
     def batch_entry(self) -> None:
         """``entry(BatchJob *job, 0, ctx)``: the program once per packet of the

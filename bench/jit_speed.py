@@ -10,7 +10,9 @@
    for no buffer, bytes, bytearray and memoryview; medians over batches), of
    one iteration of ``fn.run_many`` and of one item of ``fn.run_batch``.
 3. Per bench program: the whole ``jit.compile`` of its bytecode with the
-   verifier, without it, and a second compile served by the code cache.
+   verifier, without it, without it with keystone assembling the whole text
+   (the path copy and patch replaced), and a second compile served by the
+   code cache.
 4. The speedup of native code over the interpreter on a loop-heavy program
    (medians of whole runs; the native side uses ``run_many``).
 
@@ -20,6 +22,7 @@ A script, not a test: the figures depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shlex
 import statistics
@@ -81,9 +84,11 @@ def compile_throughput(sizes: list[int], arch: str | None) -> list[tuple[int, fl
     return rows
 
 
-def bench_compiles(arch: str | None, runs: int) -> list[tuple[str, int, float, float, float]]:
+def bench_compiles(arch: str | None, runs: int) -> list[tuple[str, int, float, float, float, float]]:
     """Per bench program: median seconds of a whole ``jit.compile`` of its bytecode
-    with the verifier, without it, and again from the in-process code cache."""
+    with the verifier, without it, without it and with keystone assembling the
+    whole text (``BPFJIT_ASSEMBLER=keystone``, the path before copy and patch),
+    and again from the in-process code cache."""
     from jit.bench.suite import SUITE
 
     rows = []
@@ -92,9 +97,16 @@ def bench_compiles(arch: str | None, runs: int) -> list[tuple[str, int, float, f
         raw = bench.bytecode.read_bytes()
         verified = median_time(lambda raw=raw: jit.compile(raw, cache=False, **options).close(), runs)
         unverified = median_time(lambda raw=raw: jit.compile(raw, cache=False, verify=False, **options).close(), runs)
+        before, os.environ["BPFJIT_ASSEMBLER"] = os.environ.get("BPFJIT_ASSEMBLER"), "keystone"
+        try:
+            keystone = median_time(lambda raw=raw: jit.compile(raw, cache=False, verify=False, **options).close(), runs)
+        finally:
+            os.environ.pop("BPFJIT_ASSEMBLER")
+            if before is not None:
+                os.environ["BPFJIT_ASSEMBLER"] = before
         jit.compile(raw, **options).close()  # fills the cache
         cached = median_time(lambda raw=raw: jit.compile(raw, **options).close(), runs)
-        rows.append((bench.name, len(raw) // 8, verified, unverified, cached))
+        rows.append((bench.name, len(raw) // 8, verified, unverified, keystone, cached))
     return rows
 
 
@@ -148,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     for slots, rate in compile_throughput(sizes, args.arch):
         print(f"| jit.compile | {slots:,} | {rate:,.0f} |")
     print()
-    print("| bench program | slots | jit.compile | verify=False | cached |")
-    print("|---|---:|---:|---:|---:|")
-    for name, slots, verified, unverified, cached in bench_compiles(args.arch, 3 if args.quick else 11):
-        print(f"| {name} | {slots} | {verified * 1e3:.2f} ms | {unverified * 1e3:.2f} ms | {cached * 1e6:.0f} us |")
+    print("| bench program | slots | jit.compile | verify=False | verify=False, keystone alone | cached |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, slots, verified, unverified, keystone, cached in bench_compiles(args.arch, 3 if args.quick else 11):
+        times = f"{verified * 1e3:.2f} ms | {unverified * 1e3:.2f} ms | {keystone * 1e3:.2f} ms | {cached * 1e6:.0f} us"
+        print(f"| {name} | {slots} | {times} |")
     print()
     print("| call of `mov r0, 1; exit` | time (median) |")
     print("|---|---:|")
