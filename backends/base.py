@@ -104,12 +104,37 @@ class CodegenOptions:
             raise CompileError(f"unknown assembler {self.assembler!r} (valid: {', '.join(ASSEMBLERS)})")
 
 
+@dataclass(frozen=True)
+class CodeFacts:
+    """What the runtime asks of every program it wraps, found in one pass."""
+
+    helper_ids: frozenset[int] | None  # helpers called directly; None: callx (any id)
+    loops: bool  # a jump or local call to an earlier slot
+    stores: bool  # a store or atomic through a register other than R10 (it may write the input)
+
+    @classmethod
+    def of(cls, prog: Bytecode) -> CodeFacts:
+        ids: set[int] | None = set()
+        loops = stores = False
+        for pc, insn in prog:
+            spec = insn.spec
+            if spec.op is Op.CALLX:
+                ids = None
+            elif spec.op is Op.CALL and ids is not None:
+                ids.add(insn.imm)
+            target = insn.target(pc)
+            loops = loops or (target is not None and target <= pc)
+            stores = stores or (spec.access in (Access.STORE, Access.ATOMIC) and insn.dst != FRAME_POINTER)
+        return cls(None if ids is None else frozenset(ids), loops, stores)
+
+
 @dataclass
 class NativeCode:
     """Machine code for one program plus the map back to BPF slots.
 
     ``offsets[i]`` is the native offset of ``prog.instructions[i]``;
-    ``entry`` is the offset of the entry point (the prologue).
+    ``entry`` is the offset of the entry point (the prologue); ``facts``
+    are computed once (a copy made with ``dataclasses.replace`` keeps them).
     """
 
     arch: str
@@ -123,6 +148,11 @@ class NativeCode:
     labels: dict[str, int] = field(default_factory=dict)
     # The run-time bounds checks emitted: slot -> allowed regions.
     checks: Mapping[int, Check] = field(default_factory=dict)
+    facts: CodeFacts = None  # type: ignore[assignment] # filled from prog when not given
+
+    def __post_init__(self) -> None:
+        if self.facts is None:
+            self.facts = CodeFacts.of(self.prog)
 
     @property
     def checked(self) -> frozenset[int]:
@@ -232,10 +262,4 @@ def emitted_checks(prog: Bytecode, checks: Mapping[int, Check]) -> dict[int, Che
 
 def called_helper_ids(native: NativeCode) -> frozenset[int] | None:
     """Helper ids the program calls directly; None when it uses callx (any id)."""
-    ids = set()
-    for _, insn in native.prog:
-        if insn.spec.op is Op.CALLX:
-            return None
-        if insn.spec.op is Op.CALL:
-            ids.add(insn.imm)
-    return frozenset(ids)
+    return native.facts.helper_ids

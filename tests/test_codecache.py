@@ -130,3 +130,14 @@ def test_a_program_no_bytecode_can_hold_is_compiled_afresh() -> None:
     for _ in range(2):
         assert jit.compile(far, verify=False)(b"\x00") == 7
     assert (CACHE.misses, CACHE.hits) == (0, 0)
+
+
+def test_a_hit_reuses_the_code_facts_instead_of_walking_the_program_again() -> None:
+    from jit.backends.base import CodeFacts
+
+    text = "mov %r3, %r1\nstb [%r3+0], 1\ncall 5\nja -4\nexit"
+    first = jit.compile(text, verify=False, helpers={5: lambda *a: 0})
+    again = jit.compile(text, verify=False, helpers={5: lambda *a: 0})
+    assert again.native.facts is first.native.facts
+    assert first.native.facts == CodeFacts(helper_ids=frozenset({5}), loops=True, stores=True)
+    assert CodeFacts.of(jit.assemble("stb [%r10-1], 1\ncall %r2\nexit")) == CodeFacts(None, False, False)

@@ -105,7 +105,7 @@ class CompiledProgram(ABC):
         self._helper_failure: tuple[int, BaseException] | None = None
         # A run of code with a back-edge may go on until stopped: it is run
         # under jit.runtime.interrupts.begin_watch.
-        self.loops = any(succ <= pc for pc, insn in self.prog for succ in insn.successors(pc))
+        self.loops = native.facts.loops
 
     @property
     def code(self) -> bytes:

@@ -31,7 +31,7 @@ from typing import Any
 from jit.backends.base import NativeCode, called_helper_ids
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
 from jit.core.helpers import Helper, HelperId
-from jit.core.isa import STACK_SIZE, Access
+from jit.core.isa import STACK_SIZE
 from jit.runtime.buffers import Mem, writable_buffer
 from jit.runtime.codemem import map_code, unmap
 from jit.runtime.compiled import CompiledProgram, RegionAccessor
@@ -134,9 +134,7 @@ class NativeProgram(CompiledProgram):
         direct = not self.loops and self.tail_calls is None and called_helper_ids(native) == frozenset()
         self._direct = _DIRECT_ENTRY(self._addr + native.labels["direct"]) if direct else None
         # bytes are immutable: they are copied unless the code stores only through R10 itself.
-        self._bytes_in_place = not any(
-            insn.spec.access in (Access.STORE, Access.ATOMIC) and insn.dst != 10 for _, insn in self.prog
-        )
+        self._bytes_in_place = not native.facts.stores
         if "map_lookup" in native.labels:  # array-map fast path (backends.base)
             lookup = _HELPERS + HelperId.MAP_LOOKUP_ELEM
             self._context[_LOOKUP_FALLBACK] = self._context[lookup]
