@@ -258,8 +258,3 @@ def emitted_checks(prog: Bytecode, checks: Mapping[int, Check]) -> dict[int, Che
         for pc, allowed in checks.items()
         if allowed and pc in prog.index_of and prog.at(pc).spec.access is not None
     }
-
-
-def called_helper_ids(native: NativeCode) -> frozenset[int] | None:
-    """Helper ids the program calls directly; None when it uses callx (any id)."""
-    return native.facts.helper_ids

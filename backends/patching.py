@@ -45,10 +45,10 @@ class BranchForm:
 
 
 class _Branch:
-    __slots__ = ("end", "form", "is_long", "operands", "target")
+    __slots__ = ("end", "form", "is_long", "target")
 
-    def __init__(self, target: str, form: BranchForm, operands: tuple[str, ...]):
-        self.target, self.form, self.operands = target, form, operands
+    def __init__(self, target: str, form: BranchForm):
+        self.target, self.form = target, form
         self.is_long = form.short is None
         self.end = 0  # the offset just past the branch, in the current layout
 
@@ -102,7 +102,7 @@ class PatchAssembler:
                 if form is _UNSEEN:
                     form = forms[key] = self._branch_form(mnemonic, tuple(operands))
                 if form is not None:
-                    items += (run, _Branch(target, form, tuple(operands)))
+                    items += (run, _Branch(target, form))
                     run = []
                     continue
             run.append(line)

@@ -20,6 +20,7 @@ See :mod:`jit.backends.base` for the code-generation side.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 
 from jit.core.errors import UsageError
@@ -139,3 +140,10 @@ class BatchJob(enum.IntEnum):
 
 
 BATCH_JOB_SIZE = 48
+
+
+def batch_job(base: int, offsets: int, lengths: int, out: int, count: int) -> bytes:
+    """The bytes of a :class:`BatchJob` holding these addresses, at packet 0."""
+    fields = {BatchJob.BASE: base, BatchJob.OFFSETS: offsets, BatchJob.LENGTHS: lengths, BatchJob.OUT: out}
+    fields[BatchJob.COUNT] = count
+    return struct.pack(f"<{len(BatchJob)}Q", *(fields.get(field, 0) for field in BatchJob))  # fields in offset order

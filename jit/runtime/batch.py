@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from jit.core.abi import BATCH_JOB_SIZE, CONTEXT_SIZE, STACK_BYTES, BatchJob, Ctx
+from jit.core.abi import BATCH_JOB_SIZE, CONTEXT_SIZE, STACK_BYTES, BatchJob, Ctx, batch_job
 from jit.core.errors import BpfError, ExecutionError, UsageError
 from jit.core.isa import STACK_SIZE
 
@@ -106,15 +106,13 @@ def batch_path(fn: object) -> str:
     native = getattr(fn, "native", None)
     if native is None or not hasattr(fn, "run_many"):
         return "loop: not a compiled program"
-    from jit.backends.base import called_helper_ids
-
     if fn.tail_calls is not None:  # type: ignore[attr-defined]
         return "loop: the program makes tail calls"
     if fn.loops:  # type: ignore[attr-defined]
         return "loop: the program has back-edges (the batch driver cannot be interrupted)"
     if fn.prog.memory:  # type: ignore[attr-defined]
         return "loop: the program uses maps or global data"
-    if called_helper_ids(native) != frozenset():
+    if native.facts.helper_ids != frozenset():
         return "loop: the program calls helpers"
     if "batch" not in native.labels:
         return "loop: the program uses LD_ABS or LD_IND (no batch entry)"
@@ -173,13 +171,8 @@ _BATCH_ENTRY = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint6
 
 
 def new_job(base: int, offsets: int, lengths: int, out: int, count: int) -> Any:
-    """A :class:`jit.core.abi.BatchJob` holding these addresses, at packet 0."""
-    job = (ctypes.c_uint64 * (BATCH_JOB_SIZE // 8))()
-    fields = {BatchJob.BASE: base, BatchJob.OFFSETS: offsets, BatchJob.LENGTHS: lengths, BatchJob.OUT: out}
-    fields[BatchJob.COUNT] = count
-    for field, value in fields.items():
-        job[field // 8] = value
-    return job
+    """A :class:`jit.core.abi.BatchJob` holding these addresses, at packet 0, in host memory."""
+    return (ctypes.c_uint64 * (BATCH_JOB_SIZE // 8)).from_buffer_copy(batch_job(base, offsets, lengths, out, count))
 
 
 def _run_native(fn: Any, batch: PacketBatch, out: array) -> int:

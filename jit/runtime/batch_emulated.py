@@ -20,7 +20,7 @@ from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError
 
 from jit.backends import get_backend
 from jit.backends.base import NativeCode
-from jit.core.abi import BATCH_JOB_SIZE, CONTEXT_SIZE, STACK_BYTES, BatchJob, Ctx
+from jit.core.abi import BATCH_JOB_SIZE, CONTEXT_SIZE, STACK_BYTES, BatchJob, Ctx, batch_job
 from jit.core.errors import ExecutionError
 from jit.core.isa import STACK_SIZE
 
@@ -75,14 +75,10 @@ class EmulatedBatch:
         offsets = JOB + _pages(BATCH_JOB_SIZE)
         lengths = offsets + _pages(8 * n)
         results = lengths + _pages(8 * n)
-        fields = {BatchJob.BASE: DATA, BatchJob.OFFSETS: offsets, BatchJob.LENGTHS: lengths, BatchJob.OUT: results}
-        fields[BatchJob.COUNT] = n
-        job = bytearray(BATCH_JOB_SIZE)
-        for field, value in fields.items():
-            struct.pack_into("<Q", job, field, value)
+        job = batch_job(DATA, offsets, lengths, results, n)
         try:
             for base, blob in (
-                (JOB, bytes(job)),
+                (JOB, job),
                 (offsets, batch.offsets.tobytes()),
                 (lengths, batch.lengths.tobytes()),
             ):

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from jit.backends.base import NativeCode, called_helper_ids
+from jit.backends.base import NativeCode
 from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode, Span
 from jit.core.helpers import Helper, HelperId
 from jit.core.isa import STACK_SIZE
@@ -131,7 +131,7 @@ class NativeProgram(CompiledProgram):
         # when nothing can run Python or loop during the call: no helper calls,
         # no back-edges, no tail calls. It enters at the "direct" stub, which
         # sets the context's run fields itself. None after close().
-        direct = not self.loops and self.tail_calls is None and called_helper_ids(native) == frozenset()
+        direct = not self.loops and self.tail_calls is None and native.facts.helper_ids == frozenset()
         self._direct = _DIRECT_ENTRY(self._addr + native.labels["direct"]) if direct else None
         # bytes are immutable: they are copied unless the code stores only through R10 itself.
         self._bytes_in_place = not native.facts.stores
@@ -144,7 +144,7 @@ class NativeProgram(CompiledProgram):
     def _fill_helper_table(self) -> bool:
         """Native helpers by address, Python ones through the dispatcher (only
         created when the program can call one); empty slots stay 0."""
-        called = called_helper_ids(self.native)
+        called = self.native.facts.helper_ids
         python = [i for i, h in self.helpers.items() if not h.is_native and (called is None or i in called)]
         dispatcher = helper_dispatcher() if python else 0
         for helper_id, helper in self.helpers.items():
