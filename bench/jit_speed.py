@@ -11,8 +11,9 @@
    one iteration of ``fn.run_many`` and of one item of ``fn.run_batch``.
 3. Per bench program: the whole ``jit.compile`` of its bytecode with the
    verifier, without it, without it with keystone assembling the whole text
-   (the path copy and patch replaced), and a second compile served by the
-   code cache.
+   (the path copy and patch replaced), a second compile served by the
+   in-process code cache, and one served by the disk cache (``cache_dir``)
+   in a process whose in-process cache is empty.
 4. The speedup of native code over the interpreter on a loop-heavy program
    (medians of whole runs; the native side uses ``run_many``).
 
@@ -27,6 +28,7 @@ import random
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -35,6 +37,7 @@ from jit.bench.interp_speed import LOOP
 from jit.core.bytecode import Instruction
 from jit.core.isa import lookup
 from jit.frontend.program import Program
+from jit.runtime.codecache import CACHE
 
 
 def median_time(action: Callable[[], object], runs: int) -> float:
@@ -84,7 +87,7 @@ def compile_throughput(sizes: list[int], arch: str | None) -> list[tuple[int, fl
     return rows
 
 
-def bench_compiles(arch: str | None, runs: int) -> list[tuple[str, int, float, float, float, float]]:
+def bench_compiles(arch: str | None, runs: int) -> list[tuple[str, int, float, float, float, float, float]]:
     """Per bench program: median seconds of a whole ``jit.compile`` of its bytecode
     with the verifier, without it, without it and with keystone assembling the
     whole text (``BPFJIT_ASSEMBLER=keystone``, the path before copy and patch),
@@ -106,7 +109,15 @@ def bench_compiles(arch: str | None, runs: int) -> list[tuple[str, int, float, f
                 os.environ["BPFJIT_ASSEMBLER"] = before
         jit.compile(raw, **options).close()  # fills the cache
         cached = median_time(lambda raw=raw: jit.compile(raw, **options).close(), runs)
-        rows.append((bench.name, len(raw) // 8, verified, unverified, keystone, cached))
+        with tempfile.TemporaryDirectory() as directory:
+            jit.compile(raw, cache_dir=directory, **options).close()  # writes the file
+
+            def from_disk(raw: bytes = raw, directory: str = directory) -> None:
+                CACHE.clear()
+                jit.compile(raw, cache_dir=directory, **options).close()
+
+            on_disk = median_time(from_disk, runs)
+        rows.append((bench.name, len(raw) // 8, verified, unverified, keystone, cached, on_disk))
     return rows
 
 
@@ -160,11 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     for slots, rate in compile_throughput(sizes, args.arch):
         print(f"| jit.compile | {slots:,} | {rate:,.0f} |")
     print()
-    print("| bench program | slots | jit.compile | verify=False | verify=False, keystone alone | cached |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, slots, verified, unverified, keystone, cached in bench_compiles(args.arch, 3 if args.quick else 11):
-        times = f"{verified * 1e3:.2f} ms | {unverified * 1e3:.2f} ms | {keystone * 1e3:.2f} ms | {cached * 1e6:.0f} us"
-        print(f"| {name} | {slots} | {times} |")
+    print("| bench program | slots | jit.compile | verify=False | verify=False, keystone alone | cached | on disk |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, slots, *seconds in bench_compiles(args.arch, 3 if args.quick else 11):
+        verified, unverified, keystone, cached, on_disk = seconds
+        times = f"{verified * 1e3:.2f} ms | {unverified * 1e3:.2f} ms | {keystone * 1e3:.2f} ms"
+        print(f"| {name} | {slots} | {times} | {cached * 1e6:.0f} us | {on_disk * 1e6:.0f} us |")
     print()
     print("| call of `mov r0, 1; exit` | time (median) |")
     print("|---|---:|")

@@ -22,7 +22,7 @@ helpers.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from jit.core.abi import check_max_steps
@@ -31,11 +31,11 @@ from jit.core.errors import CompileError
 from jit.core.helpers import HelperId
 from jit.core.host import host_arch
 from jit.core.isa import Op
-from jit.core.usage import check_bool, check_optional_str
+from jit.core.usage import check_bool, check_optional_str, check_path
 from jit.frontend.loader import ProgramLike, load_program
 from jit.frontend.maps import MapType, ProgArrayMap
 from jit.frontend.program import Program
-from jit.runtime import codecache
+from jit.runtime import codecache, diskcache
 from jit.runtime.codecache import CACHE, Compiled
 from jit.runtime.compiled import CompiledProgram
 from jit.runtime.helpers import program_helpers
@@ -56,6 +56,7 @@ def compile(
     verify: bool = True,
     fast_lookup: bool = True,
     cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> CompiledProgram:
     """Compile ``prog`` for ``arch`` (None: this host) into ``fn(mem=None) -> R0``.
 
@@ -90,7 +91,12 @@ def compile(
     Compiling the same program again (same code, maps and global data, helper
     names and prototypes, architecture and options) reuses the first compile's
     verification and machine code from an in-process cache of 256 programs;
-    ``cache=False`` compiles afresh.
+    ``cache=False`` compiles afresh. ``cache_dir`` (default: the
+    ``BPFJIT_CACHE_DIR`` environment variable, else none) keeps compiles on
+    disk for later processes: a private directory (made if missing; refused
+    when others may write it), files authenticated with a key kept there and
+    checked before use (:mod:`jit.runtime.diskcache`). Programs with maps or
+    global data stay in memory only.
     """
     from jit.analysis.checks import plan_checks, validate_mode
     from jit.analysis.verifier import analyze
@@ -104,6 +110,9 @@ def compile(
         for name, value in (("emulate", emulate), ("verify", verify), ("fast_lookup", fast_lookup))
     )
     cache = check_bool("cache", cache)
+    if cache_dir is not None:
+        cache_dir = check_path("cache_dir", cache_dir)
+    disk = diskcache.lookup(cache_dir) if cache else None
     arch = check_optional_str("arch", arch)
     section = check_optional_str("section", section)
     if cache and isinstance(prog, bytes | bytearray | memoryview):
@@ -145,7 +154,7 @@ def compile(
         if key is not None:
             compiled = CACHE.get(key)
             if compiled is None:
-                compiled = generate(target)
+                compiled = _from_disk(disk, key, target, generate)
                 CACHE.put(key, compiled)
             compiled = codecache.for_program(compiled, target)
         else:
@@ -160,6 +169,20 @@ def compile(
         return EmulatedProgram(native, resolved, max_steps, verification=verification, tail_calls=tail_calls)
 
     return build(program, TailCallRunner(build, chain) if _may_tail_call(program) else None)
+
+
+def _from_disk(
+    disk: diskcache.DiskCache | None, key: codecache.Key, target: Program, generate: Callable[[Program], Compiled]
+) -> Compiled:
+    """``generate(target)``, read from or written to the disk cache when there is one and the code may go there."""
+    path = disk.path_for(key) if disk is not None and diskcache.cacheable(target) else None
+    if path is None:
+        return generate(target)
+    compiled = disk.load(path, target)
+    if compiled is None:
+        compiled = generate(target)
+        disk.store(path, compiled)
+    return compiled
 
 
 def _array_maps(program: Program) -> tuple[int, ...]:
