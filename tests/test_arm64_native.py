@@ -125,6 +125,7 @@ class RecordingLibc:
 
 def test_code_is_flushed_while_writable_then_made_read_execute(monkeypatch) -> None:
     """The order an ARM64 host needs: map RW, copy, __clear_cache over the pages, then R+X."""
+    monkeypatch.setattr(codemem, "POOL", codemem.CodePool(limit=0))  # fresh pages, unmapped on release
     calls: list[tuple] = []
     recording = RecordingLibc(calls)
     monkeypatch.setattr(codemem, "_libc", lambda: recording)
@@ -148,6 +149,7 @@ def test_code_is_flushed_while_writable_then_made_read_execute(monkeypatch) -> N
 
 def test_a_missing_libgcc_is_a_clear_compile_error_and_leaks_no_mapping(monkeypatch) -> None:
     """glibc has no __clear_cache: without libgcc_s the code must not run unflushed."""
+    monkeypatch.setattr(codemem, "POOL", codemem.CodePool())
     calls: list[tuple] = []
     recording = RecordingLibc(calls)
     monkeypatch.setattr(codemem, "_libc", lambda: recording)
@@ -197,12 +199,14 @@ class HintingLibc(RecordingLibc):
 
 
 @arm64_only
-def test_new_code_at_a_reused_address_runs_the_new_instructions(monkeypatch) -> None:
+@pytest.mark.parametrize("pooled", [True, False], ids=["code pool", "mmap hint"])
+def test_new_code_at_a_reused_address_runs_the_new_instructions(monkeypatch, pooled: bool) -> None:
     """Stale instructions would run if the cache were not flushed: each program's
-    pages are asked for at the address the previous one just freed, and every
-    program must still return its own value."""
+    pages are the ones the previous one just freed (from the code pool, or asked
+    of mmap by address without it), and every program must still return its own value."""
     libc = HintingLibc([])
     monkeypatch.setattr(codemem, "_libc", lambda: libc)
+    monkeypatch.setattr(codemem, "POOL", codemem.CodePool(limit=codemem.POOL_PAGES * mmap.PAGESIZE if pooled else 0))
     reused = 0
     for i in range(50):
         fn = jit.compile(f"mov %r0, {i}\nexit")

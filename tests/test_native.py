@@ -17,6 +17,7 @@ import pytest
 
 import jit
 from jit.core.host import host_arch
+from jit.runtime import codemem
 from jit.runtime.native import NativeProgram
 
 HOST = host_arch()
@@ -309,7 +310,13 @@ def test_direct_calls_wait_for_a_run_in_another_thread() -> None:
 # --- lifetime -----------------------------------------------------------------
 
 
-def test_close_releases_the_code_and_later_calls_raise() -> None:
+@pytest.fixture
+def no_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Released code pages go straight back to the system (tests/test_codemem.py covers the pool)."""
+    monkeypatch.setattr(codemem, "POOL", codemem.CodePool(limit=0))
+
+
+def test_close_releases_the_code_and_later_calls_raise(no_pool) -> None:
     fn = native("mov %r0, 3\nexit")
     address = fn.address
     assert fn() == 3
@@ -327,7 +334,7 @@ def test_context_manager_closes() -> None:
     assert fn.closed
 
 
-def test_garbage_collection_unmaps_the_code() -> None:
+def test_garbage_collection_unmaps_the_code(no_pool) -> None:
     fn = native("mov %r0, 3\nexit")
     address = fn.address
     del fn

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import functools
 import inspect
 import types
 from collections.abc import Callable, Mapping
@@ -177,6 +178,8 @@ def make_helper(helper_id: int, value: object, builtin: bool = False) -> Helper:
     """A :class:`Helper` from a callable, a native address (int or ctypes
     function pointer) or a Helper. ``builtin`` marks the library's own
     implementation of the registry row ``helper_id``: its prototype applies."""
+    if builtin and type(value) is types.FunctionType and value.__closure__ is None:
+        return _builtin_helper(helper_id, value)  # a module-level function: the same Helper every time
     if isinstance(value, Helper):
         return value
     if isinstance(value, int):
@@ -189,9 +192,7 @@ def make_helper(helper_id: int, value: object, builtin: bool = False) -> Helper:
     if not callable(value):
         raise UsageError(f"helper {helper_id}: expected a callable or a native function address, got {value!r}")
     if builtin and isinstance(value, types.FunctionType):  # our own, known to fit R1-R5: skip inspect.signature
-        code = value.__code__
-        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-        wants_memory = "memory" in names or bool(code.co_flags & inspect.CO_VARKEYWORDS)
+        wants_memory = _takes_memory(value.__code__)
     else:
         wants_memory = _check_arity(helper_id, value)
     if builtin:
@@ -199,6 +200,19 @@ def make_helper(helper_id: int, value: object, builtin: bool = False) -> Helper:
         return Helper(helper_id, spec.name, func=value, wants_memory=wants_memory, prototype=spec.prototype)
     name = getattr(value, "__name__", repr(value))
     return Helper(helper_id, name, func=value, wants_memory=wants_memory, prototype=prototype_for(helper_id, name))
+
+
+@functools.lru_cache(maxsize=512)
+def _builtin_helper(helper_id: int, func: types.FunctionType) -> Helper:
+    spec = REGISTRY[helper_id]
+    return Helper(helper_id, spec.name, func=func, wants_memory=_takes_memory(func.__code__), prototype=spec.prototype)
+
+
+@functools.lru_cache(maxsize=512)
+def _takes_memory(code: types.CodeType) -> bool:
+    """Whether a function with this code takes ``memory=`` (a named parameter or **kwargs)."""
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    return "memory" in names or bool(code.co_flags & inspect.CO_VARKEYWORDS)
 
 
 def _check_arity(helper_id: int, value: Callable) -> bool:

@@ -12,6 +12,7 @@ of another shape cannot hit, and a helper is known by its name and prototype
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 from collections import OrderedDict
@@ -74,18 +75,23 @@ class CodeCache:
 
 
 CACHE = CodeCache()  # the process's cache, used by jit.compile
-DECODED = CodeCache()  # bytecode -> its decoded instructions, for programs given as bytes
+DECODED = CodeCache()  # bytecode -> its decoded Program, for programs given as bytes
 
 
 def decode(raw: bytes) -> Program:
-    """``Program.from_bytes(raw)``, decoding each distinct bytecode once."""
-    instructions = DECODED.get(raw)
-    if instructions is None:
-        prog = Program.from_bytes(raw)
-        DECODED.put(raw, prog.instructions)
-        return prog
-    prog = Program(instructions)
-    prog.cache["bytes"] = (prog.instructions, raw)
+    """``Program.from_bytes(raw)``, decoding each distinct bytecode once.
+
+    Each call returns a new Program that shares the first decode's immutable
+    tables (instructions, slots) and has its own maps, trace log and engine cache."""
+    first = DECODED.get(raw)
+    if first is None:
+        first = Program.from_bytes(raw)
+        DECODED.put(raw, first)  # never handed out: a pristine template
+    prog = copy.copy(first)
+    for spec in dataclasses.fields(prog):
+        if spec.default_factory is not dataclasses.MISSING:
+            setattr(prog, spec.name, spec.default_factory())
+    prog.cache["bytes"] = first.cache["bytes"]
     return prog
 
 
@@ -135,4 +141,6 @@ def for_program(compiled: Compiled, prog: Program) -> Compiled:
     """``compiled`` with its code attached to ``prog`` (messages, maps and trace log are that program's)."""
     if compiled.native.prog is prog:
         return compiled
-    return dataclasses.replace(compiled, native=dataclasses.replace(compiled.native, prog=prog))
+    native = copy.copy(compiled.native)  # a shallow copy keeps the computed facts
+    native.prog = prog
+    return Compiled(compiled.verification, native)

@@ -25,6 +25,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from jit.analysis.checks import plan_checks, validate_mode
+from jit.analysis.verifier import analyze
+from jit.backends import architectures, get_backend
+from jit.backends.base import CodegenOptions
 from jit.core.abi import check_max_steps
 from jit.core.bytecode import check_control_flow
 from jit.core.errors import CompileError
@@ -98,11 +102,6 @@ def compile(
     checked before use (:mod:`jit.runtime.diskcache`). Programs with maps or
     global data stay in memory only.
     """
-    from jit.analysis.checks import plan_checks, validate_mode
-    from jit.analysis.verifier import analyze
-    from jit.backends import architectures, get_backend
-    from jit.backends.base import CodegenOptions
-
     validate_mode(bounds_check)
     check_max_steps(max_steps)
     emulate, verify, fast_lookup = (
@@ -136,7 +135,6 @@ def compile(
         blocks=tuple(block.span for block in program.memory),
         assembler=os.environ.get("BPFJIT_ASSEMBLER", "patch"),  # "keystone": whole-text keystone (tests)
     )
-    backend = get_backend(arch)
 
     def generate(target: Program) -> Compiled:
         if verify:
@@ -147,7 +145,8 @@ def compile(
         checks = plan_checks(target, bounds_check, verification)
         # a verified program never reads stack it did not write: no need to zero it per run
         zero_stack = verification is None or verification.imprecise is not None or bool(verification.lenient)
-        return Compiled(verification, backend.compile(target, replace(options, checks=checks, zero_stack=zero_stack)))
+        native = get_backend(arch).compile(target, replace(options, checks=checks, zero_stack=zero_stack))
+        return Compiled(verification, native)
 
     def build(target: Program, tail_calls: TailCallRunner | None = None) -> CompiledProgram:
         key = codecache.key(arch, target, options, verify, resolved) if cache else None
