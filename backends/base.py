@@ -116,13 +116,12 @@ class CodeFacts:
     def of(cls, prog: Bytecode) -> CodeFacts:
         ids: set[int] | None = set()
         loops = stores = False
-        for pc, insn in prog:
+        for pc, insn, target in zip(prog.pcs, prog.instructions, prog.targets):
             spec = insn.spec
             if spec.op is Op.CALLX:
                 ids = None
             elif spec.op is Op.CALL and ids is not None:
                 ids.add(insn.imm)
-            target = insn.target(pc)
             loops = loops or (target is not None and target <= pc)
             stores = stores or (spec.access in (Access.STORE, Access.ATOMIC) and insn.dst != FRAME_POINTER)
         return cls(None if ids is None else frozenset(ids), loops, stores)

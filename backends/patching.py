@@ -79,16 +79,24 @@ class PatchAssembler:
         self._mnemonics = frozenset(mnemonics)
         self._width = width
         self._memo: dict[str, bytes] = {}
+        # The memo's lines that are not branch mnemonics: never a branch to a label, so
+        # copied without looking inside them.
+        self._fixed: dict[str, bytes] = {}
         self._forms: dict[tuple[str, ...], BranchForm | None] = {}  # branch_form's answers
 
     def assemble(self, text: str, what: str) -> tuple[bytes, dict[str, int]]:
         """The machine code of ``text`` and the offset of each label it defines."""
         lines = [line.strip() for line in text.split("\n")]
         defined = {line[:-1] for line in lines if line[-1:] == ":"}
-        mnemonics, forms = self._mnemonics, self._forms
-        items: list = []  # fixed lines (a list of str per run), label names (str) and _Branch
-        run: list[str] = []
+        mnemonics, forms, fixed = self._mnemonics, self._forms, self._fixed
+        items: list = []  # fixed code (a list of bytes and unseen lines per run), label names (str) and _Branch
+        run: list = []
+        unseen: set[str] = set()
         for line in lines:
+            code = fixed.get(line)  # most lines: an instruction seen before that is not a branch
+            if code is not None:
+                run.append(code)
+                continue
             if not line:
                 continue
             if line[-1] == ":":
@@ -105,11 +113,20 @@ class PatchAssembler:
                     items += (run, _Branch(target, form))
                     run = []
                     continue
-            run.append(line)
+            code = self._memo.get(line)
+            if code is None:
+                unseen.add(line)
+                code = line
+            run.append(code)
         items.append(run)
-        self._learn({line for item in items if item.__class__ is list for line in item}, what)
+        self._learn(unseen, what)
         memo = self._memo
-        items = [b"".join([memo[line] for line in item]) if item.__class__ is list else item for item in items]
+        items = [
+            b"".join([code if code.__class__ is bytes else memo[code] for code in item])
+            if item.__class__ is list
+            else item
+            for item in items
+        ]
         # The layout with every relaxable branch short: each label's offset and the
         # number of branches before it; each branch's end. Growing branch k by
         # delta moves everything after it by delta, so a layout is these plus the
@@ -151,32 +168,32 @@ class PatchAssembler:
                 k += 1
         return b"".join(out), placed
 
-    def _learn(self, lines: Iterable[str], what: str) -> None:
-        """Keystone's bytes for every line not in the memo, in one call."""
-        wanted = set(lines)
-        new = sorted(line for line in wanted if line not in self._memo)
-        if not new:
+    def _learn(self, new_lines: set[str], what: str) -> None:
+        """Keystone's bytes for every line in ``new_lines`` (none in the memo), in one call."""
+        if not new_lines:
             return
-        if len(self._memo) + len(new) > MEMO_LINES:
-            self._memo.clear()  # then every line of this text is new
-            new = sorted(wanted)
+        if len(self._memo) + len(new_lines) > MEMO_LINES:
+            self._memo.clear()  # a text needs at most its own lines: those just found new stay valid
+            self._fixed.clear()
+        new = sorted(new_lines)
         if self._width is not None:
             # Keystone's ARM64 parser, given many marker labels, later fails valid texts
             # ("Unknown error") in other instances too: fixed-width code needs no marks.
             code = self._keystone("\n".join(new) + "\n", what)
             if len(code) != self._width * len(new):
                 raise CompileError(f"{what}: {len(new)} instructions assembled to {len(code)} bytes")
-            for i, line in enumerate(new):
-                self._memo[line] = code[i * self._width : (i + 1) * self._width]
-            return
-        marks = [f"patch_mark_{i}" for i in range(len(new) + 1)]
-        body = "".join(f"{mark}:\n{line}\n" for mark, line in zip(marks, new)) + f"{marks[-1]}:\n"
-        table = "".join(f".quad {', '.join(marks[i : i + 64])}\n" for i in range(0, len(marks), 64))
-        code = self._keystone(body + table, what)
-        split = len(code) - 8 * len(marks)
-        ends = struct.unpack_from(f"<{len(marks)}Q", code, split)
-        for i, line in enumerate(new):
-            self._memo[line] = code[ends[i] : ends[i + 1]]
+            learned = {line: code[i * self._width : (i + 1) * self._width] for i, line in enumerate(new)}
+        else:
+            marks = [f"patch_mark_{i}" for i in range(len(new) + 1)]
+            body = "".join(f"{mark}:\n{line}\n" for mark, line in zip(marks, new)) + f"{marks[-1]}:\n"
+            table = "".join(f".quad {', '.join(marks[i : i + 64])}\n" for i in range(0, len(marks), 64))
+            code = self._keystone(body + table, what)
+            split = len(code) - 8 * len(marks)
+            ends = struct.unpack_from(f"<{len(marks)}Q", code, split)
+            learned = {line: code[ends[i] : ends[i + 1]] for i, line in enumerate(new)}
+        self._memo.update(learned)
+        mnemonics = self._mnemonics
+        self._fixed.update((line, code) for line, code in learned.items() if line.partition(" ")[0] not in mnemonics)
 
 
 def branch_table(forms: Mapping[str, BranchForm]) -> Callable[[str, tuple[str, ...]], BranchForm | None]:

@@ -226,11 +226,8 @@ class Emitter(ABC):
         """Whether the code gets a batch entry: no helper calls, no back-edges
         (a batch cannot be interrupted) and no LD_ABS/LD_IND (whose exit0 resumes
         the repeat loop)."""
-        for pc, insn in self.prog:
-            if insn.spec.op in _NOT_BATCHABLE:
-                return False
-            target = insn.target(pc)
-            if target is not None and target <= pc:
+        for pc, insn, target in zip(self.prog.pcs, self.prog.instructions, self.prog.targets):
+            if insn.spec.op in _NOT_BATCHABLE or (target is not None and target <= pc):
                 return False
         return True
 
@@ -253,7 +250,7 @@ class Emitter(ABC):
 
     def target(self, pc: int, insn: Instruction) -> tuple[str, bool]:
         """The label of a jump's or local call's target, and whether it is a back-edge."""
-        target = insn.target(pc)
+        target = self.prog.targets[self.prog.index_of[pc]]
         if target not in self.prog.index_of:
             raise self.error(pc, f"jump target {target} is not an instruction of the program")
         return self.insn_label(target), target <= pc

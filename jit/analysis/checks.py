@@ -67,7 +67,10 @@ def safe_by_construction(insn: Instruction) -> bool:
 def writes_frame_pointer(prog: Bytecode) -> bool:
     """Whether any instruction of ``prog`` writes R10 (e.g. its dst, or the src
     of a fetching atomic, which receives the old value)."""
-    return any(FRAME_POINTER in insn.regs_written for insn in prog.instructions)
+    # R10 is named only by the dst or src field (no instruction writes it implicitly)
+    return any(
+        FRAME_POINTER in insn.regs_written for insn in prog.instructions if FRAME_POINTER in (insn.dst, insn.src)
+    )
 
 
 def plan_checks(prog: Bytecode, bounds_check: bool | str, result: VerifierResult | None) -> dict[int, Check]:

@@ -305,6 +305,16 @@ class Bytecode:
         code.cache["bytes"] = (code.instructions, raw)  # decoding is canonical: what to_bytes() would give
         return code
 
+    @property
+    def targets(self) -> tuple[int | None, ...]:
+        """Each instruction's jump or local-call target slot (None: it has none), found once."""
+        kept = self.cache.get("targets")
+        if kept is not None and kept[0] is self.instructions:
+            return kept[1]
+        targets = tuple(insn.target(pc) for pc, insn in zip(self.pcs, self.instructions))
+        self.cache["targets"] = (self.instructions, targets)
+        return targets
+
     def to_bytes(self) -> bytes:
         """The program as bytecode (kept after the first call)."""
         kept = self.cache.get("bytes")
@@ -352,8 +362,7 @@ def check_control_flow(prog: Bytecode) -> None:
     Engines that translate the whole program ahead of time (the JITs) need
     this; raises :class:`VerifierError` naming the offending instruction.
     """
-    for pc, insn in prog:
-        target = insn.target(pc)
+    for pc, target in zip(prog.pcs, prog.targets):
         if target is None:
             continue
         if not 0 <= target < len(prog):
