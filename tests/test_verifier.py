@@ -535,7 +535,7 @@ def guarded_programs(draw: st.DrawFn) -> str:
         kind = draw(st.sampled_from(kinds))
         reg = draw(st.sampled_from(_REGS))
         if kind == "alu":
-            op = draw(st.sampled_from(["add", "sub", "and", "rsh", "mov", "lsh", "add32"]))
+            op = draw(st.sampled_from(["add", "sub", "and", "rsh", "mov", "lsh", "add32", "mov32", "and32", "rsh32"]))
             operand = draw(st.one_of(st.integers(-20, 40).map(str), st.sampled_from([*_REGS, "%r2"])))
             lines.append(f"{op} {reg}, {operand}")
         elif kind == "ptr":
@@ -544,7 +544,8 @@ def guarded_programs(draw: st.DrawFn) -> str:
             lines += ["mov %r7, %r1", "add %r7, %r2", "mov %r8, %r6", f"add %r8, {draw(st.integers(0, 9))}"]
             lines.append(f"j{draw(st.sampled_from(['gt', 'ge', 'lt', 'le']))} %r8, %r7, L{index}")
         elif kind == "cmp":
-            cond = draw(st.sampled_from(["jgt", "jge", "jlt", "jle", "jeq", "jne", "jsgt", "jslt", "jgt32"]))
+            conditions = ["jgt", "jge", "jlt", "jle", "jeq", "jne", "jsgt", "jslt"]
+            cond = draw(st.sampled_from([*conditions, *(f"{c}32" for c in conditions)]))
             other = draw(st.one_of(st.integers(-2, 40).map(str), st.sampled_from([*_REGS, "%r2"])))
             left, right = (reg, other) if draw(st.booleans()) or not other.startswith("%") else (other, reg)
             lines.append(f"{cond} {left}, {right}, L{index}")
@@ -581,7 +582,7 @@ def guarded_programs(draw: st.DrawFn) -> str:
     return "\n".join([*out, "exit"])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=guarded_programs(), lengths=st.lists(st.integers(0, 40), min_size=1, max_size=4), data=st.data())
 def test_proven_accesses_never_fault(text: str, lengths: list[int], data: st.DataObject) -> None:
     prog = asm(text)

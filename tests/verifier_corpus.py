@@ -716,18 +716,17 @@ reject(K, "upper_half_unknown", f"{_INIT8}; ldxdw %r3, [%r1]; and32 %r3, 7; lsh 
 # --- JMP32 min/max deduction (verifier/jmp32.c) -----------------------------------------------
 
 K = "jmp32_deduction"
-GAP32 = "JMP32 compares do not yet refine a 64-bit register's 32-bit subrange"
 accept(K, "jgt32_bounds_u32", f"{_INIT8}; ldxw %r3, [%r1]; mov %r0, 0; jgt32 %r3, 7, +4; {_IDX}", 0x44,
        mem=b"\x03\x00\x00\x00")  # fmt: skip
 accept(K, "jgt32_then_mov32", f"{_INIT8}; ldxdw %r3, [%r1]; mov %r0, 0; jgt32 %r3, 7, +5; mov32 %r3, %r3; {_IDX}",
-       0x55, mem=b"\x04\x00\x00\x00\xff\xff\xff\xff", known_gap=GAP32)  # fmt: skip
+       0x55, mem=b"\x04\x00\x00\x00\xff\xff\xff\xff")  # fmt: skip
 accept(K, "jlt32_lower", f"{_INIT8}; ldxw %r3, [%r1]; mov %r0, 0; jlt32 %r3, 8, +1; exit; {_IDX}", 0x88,
        mem=b"\x07\x00\x00\x00")  # fmt: skip
 accept(K, "jge32_exit", f"{_INIT8}; ldxw %r3, [%r1]; mov %r0, 0; jge32 %r3, 8, +4; {_IDX}", 0x11, mem=bytes(4))
 accept(K, "jle32_window", f"{_INIT8}; ldxw %r3, [%r1]; mov %r0, 0; jle32 %r3, 7, +1; exit; {_IDX}", 0x22,
        mem=b"\x01\x00\x00\x00")  # fmt: skip
 accept(K, "signed_window", f"{_INIT8}; ldxw %r3, [%r1]; mov %r0, 0; jsgt32 %r3, 7, +5; jslt32 %r3, 0, +4; {_IDX}",
-       0x77, mem=b"\x06\x00\x00\x00", known_gap=GAP32)  # fmt: skip
+       0x77, mem=b"\x06\x00\x00\x00")  # fmt: skip
 accept(K, "jeq32_constant", f"{_INIT8}; ldxw %r3, [%r1]; mov %r0, 0; jne32 %r3, 5, +4; {_IDX}", 0x66,
        mem=b"\x05\x00\x00\x00")  # fmt: skip
 accept(K, "dead_jeq32_high_bits", f"lddw %r3, 0x100000005; mov %r0, 1; jeq32 %r3, 5, +1; {POISON}; exit", 1)
@@ -751,6 +750,25 @@ reject(K, "live_poison", f"ldxw %r7, [%r1]; mov %r0, 0; jgt32 %r7, 0xff, +1; exi
 reject(K, "window_too_wide", f"{_INIT8}; ldxw %r3, [%r1]; mov %r0, 0; jgt32 %r3, 8, +4; {_IDX}", STACK, mem=bytes(4))
 reject(K, "signed_only_upper", f"{_INIT8}; ldxw %r3, [%r1]; mov %r0, 0; jsgt32 %r3, 7, +4; {_IDX}", STACK,
        mem=bytes(4))  # fmt: skip
+# a register whose upper half is unknown: what JMP32 learns is kept for its low half
+_WIDE = b"\x00\x00\x00\x00\xde\xad\xbe\xef"
+accept(K, "wide_jeq32_then_mov32", f"{_INIT8}; ldxdw %r3, [%r1]; mov %r0, 0; jne32 %r3, 3, +5; mov32 %r3, %r3; {_IDX}",
+       0x44, mem=b"\x03" + _WIDE[1:])  # fmt: skip
+accept(K, "wide_window_then_add32", f"{_INIT8}; ldxdw %r3, [%r1]; mov %r0, 0; jgt32 %r3, 20, +6; jlt32 %r3, 16, +5; "
+       f"add32 %r3, -16; {_IDX}", 0x33, mem=b"\x12" + _WIDE[1:])  # fmt: skip
+accept(
+    K,
+    "wide_lsh32_rsh32",
+    f"{_INIT8}; ldxdw %r3, [%r1]; mov %r0, 0; jgt32 %r3, 7, +6; lsh %r3, 32; rsh %r3, 32; {_IDX}",
+    0x66,
+    mem=b"\x05" + _WIDE[1:],
+)  # fmt: skip  (clang's -mcpu=v1 zero extension)
+reject(K, "wide_lsh31_keeps_an_upper_bit", f"{_INIT8}; ldxdw %r3, [%r1]; mov %r0, 0; jgt32 %r3, 7, +6; lsh %r3, 31; "
+       f"rsh %r3, 31; {_IDX}", STACK, mem=bytes(8))  # fmt: skip
+reject(K, "wide_rsh32_is_the_upper_half", f"{_INIT8}; ldxdw %r3, [%r1]; mov %r0, 0; jgt32 %r3, 7, +5; rsh %r3, 32; "
+       f"{_IDX}", STACK, mem=bytes(8))  # fmt: skip
+reject(K, "wide_signed_upper_only", f"{_INIT8}; ldxdw %r3, [%r1]; mov %r0, 0; jsgt32 %r3, 7, +5; mov32 %r3, %r3; "
+       f"{_IDX}", STACK, mem=bytes(8))  # fmt: skip
 reject(K, "jeq32_high_bits_live", f"lddw %r3, 0x100000005; mov %r0, 1; jeq32 %r3, 6, +1; {POISON}; exit", NOT_INIT)
 
 # --- jset (verifier/jset.c) ---------------------------------------------------------------------

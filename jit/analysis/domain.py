@@ -14,6 +14,8 @@ from functools import partial
 
 from jit.analysis.scalar import (
     LEN_MAX,
+    S32_MAX,
+    S32_MIN,
     S64_MAX,
     S64_MIN,
     ZERO,
@@ -80,7 +82,10 @@ def _alu64(op: Op, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
     floors = [x.dlo for i, x in enumerate((a, b)) if i in _SHRINKING.get(op, ()) and x.dlo is not None]
     if floors and result.umin != result.umax and (result.dlo is None or result.dlo < max(floors)):
         r = result
-        return Scalar(r.umin, r.umax, r.smin, r.smax, r.tval, r.tmask, max(floors), r.dhi, r.id, r.base, r.delta)
+        return Scalar(
+            r.umin, r.umax, r.smin, r.smax, r.tval, r.tmask, max(floors), r.dhi, r.id, r.base, r.delta, None,
+            r.u32min, r.u32max, r.s32min, r.s32max,
+        )  # fmt: skip
     return result
 
 
@@ -188,6 +193,11 @@ def _shift(op: Op, count_mask: int, a: Scalar, b: Scalar, ident: int | None) -> 
                 return bounded(
                     (a.umin << k, a.umax << k, *FULL[2:], (a.tval << k) & MASK64, (a.tmask << k) & MASK64), ident=ident
                 )
+            if k >= 32 and a.u32max << k <= MASK64:  # the upper half is shifted out: its low half's bounds hold
+                return bounded(
+                    (a.u32min << k, a.u32max << k, *FULL[2:], (a.tval << k) & MASK64, (a.tmask << k) & MASK64),
+                    ident=ident,
+                )
             return bounded((*FULL, (a.tval << k) & MASK64, (a.tmask << k) & MASK64), ident=ident)
         if op is Op.RSH:
             return bounded((a.umin >> k, a.umax >> k, *FULL[2:], a.tval >> k, a.tmask >> k), ident=ident)
@@ -222,7 +232,7 @@ def lo32(a: Scalar) -> Scalar:
     """The low 32 bits of ``a`` (zero-extended)."""
     if a.umax <= MASK32:
         return a
-    return bounded((0, MASK32, *FULL[2:], a.tval & MASK32, a.tmask & MASK32))
+    return bounded((a.u32min, a.u32max, *FULL[2:], a.tval & MASK32, a.tmask & MASK32), s32min=a.s32min, s32max=a.s32max)
 
 
 def _alu32(op: Op, a: Scalar, b: Scalar, ident: int | None) -> Scalar:
@@ -287,8 +297,9 @@ def join(a: Scalar, b: Scalar, len_a: tuple[int, int], len_b: tuple[int, int], l
     dlo, dhi = min(alo, blo), max(ahi, bhi)
     umin, umax = min(a.umin, b.umin), max(a.umax, b.umax)
     smin, smax = min(a.smin, b.smin), max(a.smax, b.smax)
+    low = (min(a.u32min, b.u32min), max(a.u32max, b.u32max), min(a.s32min, b.s32min), max(a.s32max, b.s32max))
     # the hulls of consistent bounds are consistent (tightening them is optional)
-    result = Scalar(umin, umax, smin, smax, a.tval & ~mu, mu)
+    result = Scalar(umin, umax, smin, smax, a.tval & ~mu, mu, None, None, None, None, 0, None, *low)
     return with_d(result, dlo, dhi, *len_j)
 
 
@@ -317,21 +328,24 @@ def widen(old: Scalar, new: Scalar, thresholds: Sequence[int]) -> Scalar:
         # known high bits would undo the widening: keep only the low ones (alignment)
         low = (tmask & -tmask) - 1 if tmask else MASK64
         tval, tmask = tval & low, MASK64 & ~low
-    return bounded((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi)
+    # the low half's bounds, once they grow, are dropped (they only matter when a JMP32 compare set them)
+    low32 = {
+        "u32min": old.u32min if new.u32min >= old.u32min else 0,
+        "u32max": old.u32max if new.u32max <= old.u32max else MASK32,
+        "s32min": old.s32min if new.s32min >= old.s32min else S32_MIN,
+        "s32max": old.s32max if new.s32max <= old.s32max else S32_MAX,
+    }
+    return bounded((umin, umax, smin, smax, tval, tmask), dlo=dlo, dhi=dhi, **low32)
 
 
 def same_bounds(a: Scalar, b: Scalar) -> bool:
     """Whether ``a`` and ``b`` describe the same set (ignoring identities)."""
-    return (a.umin, a.umax, a.smin, a.smax, a.tval, a.tmask, a.dlo, a.dhi) == (
-        b.umin,
-        b.umax,
-        b.smin,
-        b.smax,
-        b.tval,
-        b.tmask,
-        b.dlo,
-        b.dhi,
-    )
+    return _bounds(a) == _bounds(b) and (a.dlo, a.dhi) == (b.dlo, b.dhi)
+
+
+def _bounds(x: Scalar) -> tuple[int, ...]:
+    """Every bound of ``x`` but those on ``len - x``."""
+    return (x.umin, x.umax, x.smin, x.smax, x.tval, x.tmask, x.u32min, x.u32max, x.s32min, x.s32max)
 
 
 def widen_len(old: tuple[int, int], new: tuple[int, int], thresholds: Sequence[int]) -> tuple[int, int]:
@@ -379,9 +393,14 @@ def refine(relation: str, bits: int, a: Scalar, b: Scalar, len_lo: int, len_hi: 
         signed = relation in ("slt", "sle")
         limit = (1 << 31) - 1 if signed else MASK32
         if a.umax > limit or b.umax > limit:
-            # only the low halves are compared: check feasibility, refine nothing
+            # only the low halves are compared: refine them as 64-bit values (zero- or
+            # sign-extended), then carry what was learnt back to each operand's low half
             pa, pb = _sext32(lo32(a)) if signed else lo32(a), _sext32(lo32(b)) if signed else lo32(b)
-            return None if _refine64(relation, pa, pb, 0, LEN_MAX) is None else (a, b, len_lo, len_hi)
+            refined = _refine64(relation, pa, pb, 0, LEN_MAX)
+            if refined is None:
+                return None
+            na, nb = _narrow_low(a, refined[0], signed), _narrow_low(b, refined[1], signed)
+            return None if na is None or nb is None else (na, nb, len_lo, len_hi)
     refined = _refine64(relation, a, b, len_lo, len_hi)
     if refined is None:
         return None
@@ -395,11 +414,34 @@ def refine(relation: str, bits: int, a: Scalar, b: Scalar, len_lo: int, len_hi: 
 
 
 def _sext32(a: Scalar) -> Scalar:
+    """A value of 0..2**32-1 sign-extended from 32 bits."""
     if a.umax < 1 << 31:
         return a
     if a.umin == a.umax:
         return const(sign_extend(a.umin, 32))
-    return srange(-(1 << 31), (1 << 31) - 1)
+    return srange(a.s32min, a.s32max)
+
+
+def _low_half(x: Scalar) -> dict[str, int]:
+    """``x``'s bounds on its low 32 bits, as :func:`make`'s keyword arguments."""
+    return {"u32min": x.u32min, "u32max": x.u32max, "s32min": x.s32min, "s32max": x.s32max}
+
+
+def _narrow_low(x: Scalar, view: Scalar, signed: bool) -> Scalar | None:
+    """``x`` with its low 32 bits narrowed to ``view``, the refined value of
+    those bits zero-extended (``signed``: sign-extended); None if empty."""
+    low = _low_half(x)
+    if signed:
+        low["s32min"], low["s32max"] = max(x.s32min, view.smin), min(x.s32max, view.smax)
+    else:
+        low["u32min"], low["u32max"] = max(x.u32min, view.umin), min(x.u32max, view.umax)
+    if (x.tval ^ view.tval) & ~(x.tmask | view.tmask) & MASK32:
+        return None  # known low bits disagree
+    # the known bits met with the view's, in the low half only
+    tmask = x.tmask & (view.tmask | (MASK64 & ~MASK32))
+    tval = (x.tval | (view.tval & MASK32)) & ~tmask
+    narrowed = make(x.umin, x.umax, x.smin, x.smax, tval, tmask, **low)
+    return None if narrowed is None else _keep(x, narrowed)
 
 
 def _refine64(relation: str, a: Scalar, b: Scalar, len_lo: int, len_hi: int) -> Refined | None:
@@ -442,19 +484,13 @@ def _keep(old: Scalar, new: Scalar) -> Scalar:
     """``new`` (narrowed bounds) with ``old``'s identity and relations."""
     if new.umin == new.umax:
         return new
-    if (new.umin, new.umax, new.smin, new.smax, new.tval, new.tmask) == (
-        old.umin,
-        old.umax,
-        old.smin,
-        old.smax,
-        old.tval,
-        old.tmask,
-    ):
+    if _bounds(new) == _bounds(old):
         return old
     n = new
     return Scalar(
-        n.umin, n.umax, n.smin, n.smax, n.tval, n.tmask, old.dlo, old.dhi, old.id, old.base, old.delta, old.lost
-    )
+        n.umin, n.umax, n.smin, n.smax, n.tval, n.tmask, old.dlo, old.dhi, old.id, old.base, old.delta, old.lost,
+        n.u32min, n.u32max, n.s32min, n.s32max,
+    )  # fmt: skip
 
 
 def _meet_pair(
@@ -497,7 +533,7 @@ def meet(
     """``x`` narrowed to ``lo..hi`` (unsigned) and ``dlo <= len - x <= dhi``."""
     lo, hi = max(lo, x.umin, len_lo - dhi), min(hi, x.umax, len_hi - dlo)
     tval, tmask = tnum if tnum is not None else (x.tval, x.tmask)
-    narrowed = make(lo, hi, x.smin, x.smax, tval, tmask)
+    narrowed = make(lo, hi, x.smin, x.smax, tval, tmask, **_low_half(x))
     if narrowed is None:
         return None
     if narrowed.umin == narrowed.umax:
@@ -533,7 +569,7 @@ def _refine_set(taken: bool, a: Scalar, b: Scalar, len_lo: int, len_hi: int) -> 
     if must_be_set:
         return None
     if b.umin == b.umax and a.tmask & b.umin:
-        na = make(a.umin, a.umax, a.smin, a.smax, a.tval, a.tmask & ~b.umin)
+        na = make(a.umin, a.umax, a.smin, a.smax, a.tval, a.tmask & ~b.umin, **_low_half(a))
         return None if na is None else (_keep(a, na), b, len_lo, len_hi)
     return a, b, len_lo, len_hi
 

@@ -4,6 +4,9 @@ A :class:`Scalar` over-approximates the set of values a register may hold by
 the intersection of
 
 * an unsigned range ``[umin, umax]`` and a signed range ``[smin, smax]``;
+* the same two ranges for the low 32 bits alone (``u32min``.., ``s32min``..),
+  which is what a JMP32 compare learns about a register whose upper half is
+  unknown (a later ``mov32`` or 32-bit ALU operation then keeps it);
 * known bits (a "tnum"): bits set in ``tmask`` are unknown, the others equal
   the bits of ``tval``;
 * a relation with the input buffer's length ``len`` (R2 at entry):
@@ -22,9 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jit.core.bits import MASK64, s64
+from jit.core.bits import MASK32, MASK64, s32, s64
 
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
+S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 LEN_MAX = 1 << 47  # an input buffer never exceeds the user address space
 
 
@@ -45,6 +49,10 @@ class Scalar:
     base: int | None = None
     delta: int = 0
     lost: int | None = None
+    u32min: int = 0
+    u32max: int = MASK32
+    s32min: int = S32_MIN
+    s32max: int = S32_MAX
 
     @property
     def const(self) -> int | None:
@@ -67,14 +75,17 @@ class Scalar:
 
 def with_ids(s: Scalar, ident: int | None, base: int | None, delta: int = 0, lost: int | None = None) -> Scalar:
     """``s`` with another identity (faster than dataclasses.replace)."""
-    return Scalar(s.umin, s.umax, s.smin, s.smax, s.tval, s.tmask, s.dlo, s.dhi, ident, base, delta, lost)
+    return Scalar(
+        s.umin, s.umax, s.smin, s.smax, s.tval, s.tmask, s.dlo, s.dhi, ident, base, delta, lost,
+        s.u32min, s.u32max, s.s32min, s.s32max,
+    )  # fmt: skip
 
 
 def const(value: int) -> Scalar:
     """The scalar that is exactly ``value`` (taken modulo 2**64)."""
     value &= MASK64
-    signed = s64(value)
-    return Scalar(value, value, signed, signed, value, 0)
+    signed, low = s64(value), value & MASK32
+    return Scalar(value, value, signed, signed, value, 0, u32min=low, u32max=low, s32min=s32(low), s32max=s32(low))
 
 
 def unknown(ident: int | None = None, lost: int | None = None) -> Scalar:
@@ -152,6 +163,10 @@ def make(
     ident: int | None = None,
     base: int | None = None,
     delta: int = 0,
+    u32min: int = 0,
+    u32max: int = MASK32,
+    s32min: int = S32_MIN,
+    s32max: int = S32_MAX,
 ) -> Scalar | None:
     """A scalar with every bound tightened by the others; None if empty."""
     umin, umax = max(umin, tval), min(umax, tval | tmask)
@@ -173,8 +188,31 @@ def make(
     if umin > umax:
         return None
     if umin == umax:
-        return Scalar(umin, umin, s64(umin), s64(umin), umin, 0)
-    return Scalar(umin, umax, smin, smax, tval, tmask, dlo, dhi, ident, base, delta)
+        return const(umin)
+    # the low 32 bits: met with what the 64-bit bounds and known bits say of them
+    u32min, u32max = max(u32min, tval & MASK32), min(u32max, (tval | tmask) & MASK32)
+    high = umin & ~MASK32
+    if umax & ~MASK32 == high:  # one upper half: the low halves span umin..umax
+        u32min, u32max = max(u32min, umin & MASK32), min(u32max, umax & MASK32)
+    if smin >= S32_MIN and smax <= S32_MAX:  # the value is its sign-extended low half
+        s32min, s32max = max(s32min, smin), min(s32max, smax)
+    if s32min >= 0:
+        u32min, u32max = max(u32min, s32min), min(u32max, s32max)
+    elif s32max < 0:
+        u32min, u32max = max(u32min, s32min + (1 << 32)), min(u32max, s32max + (1 << 32))
+    if u32min > u32max:
+        return None
+    if u32max <= S32_MAX or u32min > S32_MAX:
+        s32min, s32max = max(s32min, s32(u32min)), min(s32max, s32(u32max))
+        if s32min > s32max:
+            return None
+    if umax & ~MASK32 == high and (high | u32min > umin or high | u32max < umax):
+        # the low half's bounds narrow the value itself: tighten everything again
+        return make(max(umin, high | u32min), min(umax, high | u32max), smin, smax, tval, tmask, dlo, dhi, ident,
+                    base, delta, u32min, u32max, s32min, s32max)  # fmt: skip
+    return Scalar(
+        umin, umax, smin, smax, tval, tmask, dlo, dhi, ident, base, delta, None, u32min, u32max, s32min, s32max
+    )
 
 
 def bounded(t: tuple[int, int, int, int, int, int], **extra: object) -> Scalar:
@@ -208,4 +246,7 @@ def with_d(x: Scalar, dlo: int | None, dhi: int | None, len_lo: int, len_hi: int
         dhi = None
     if dlo == x.dlo and dhi == x.dhi:
         return x
-    return Scalar(x.umin, x.umax, x.smin, x.smax, x.tval, x.tmask, dlo, dhi, x.id, x.base, x.delta, x.lost)
+    return Scalar(
+        x.umin, x.umax, x.smin, x.smax, x.tval, x.tmask, dlo, dhi, x.id, x.base, x.delta, x.lost,
+        x.u32min, x.u32max, x.s32min, x.s32max,
+    )  # fmt: skip
