@@ -23,7 +23,7 @@ empty set. The operations on scalars are in :mod:`jit.analysis.domain`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from jit.core.bits import MASK32, MASK64, s32, s64
 
@@ -32,10 +32,13 @@ S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 LEN_MAX = 1 << 47  # an input buffer never exceeds the user address space
 
 
-@dataclass(frozen=True, slots=True)
-class Scalar:
+class Scalar(NamedTuple):
     """An abstract 64-bit value; see the module docstring. ``lost`` is the slot
-    where a pointer became this scalar (for error messages)."""
+    where a pointer became this scalar (for error messages).
+
+    A named tuple rather than a frozen dataclass: the verifier makes thousands
+    per program, and a tuple is built about 4x faster (a frozen dataclass sets
+    each of the 16 fields through ``object.__setattr__``)."""
 
     umin: int = 0
     umax: int = MASK64

@@ -8,7 +8,6 @@ conformance-suite dialect that every error message uses.
 
 from __future__ import annotations
 
-import gc
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Generic, Self, TypeVar
 from jit.core import isa
 from jit.core.bits import s32
 from jit.core.errors import CompileError, DecodeError, UsageError, VerifierError
+from jit.core.gcpause import gc_paused
 from jit.core.isa import Flow, Form, Op, OpSpec
 
 _SLOT = struct.Struct("<BBhi")  # opcode, regs (src<<4 | dst), off, imm
@@ -181,13 +181,8 @@ def decode(raw: bytes) -> list[Instruction]:
             f"program has {count} slots, more than the limit of {isa.MAX_SLOTS}: slot {isa.MAX_SLOTS}"
             f" ({_hex(raw[isa.MAX_SLOTS * 8 : isa.MAX_SLOTS * 8 + 8])}) is beyond it"
         )
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # decoding allocates many small objects and no cycles: collections only cost time
-    try:
+    with gc_paused():  # many small objects and no cycles
         return _decode_slots(raw, list(_SLOT.iter_unpack(raw)))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _decode_slots(raw: bytes, slots: list[tuple[int, int, int, int]]) -> list[Instruction]:

@@ -32,6 +32,7 @@ from jit.backends.base import CodegenOptions
 from jit.core.abi import check_max_steps
 from jit.core.bytecode import check_control_flow
 from jit.core.errors import CompileError
+from jit.core.gcpause import gc_paused
 from jit.core.helpers import HelperId
 from jit.core.host import host_arch
 from jit.core.isa import Op
@@ -137,6 +138,10 @@ def compile(
     )
 
     def generate(target: Program) -> Compiled:
+        with gc_paused():  # verification and code generation make many objects and no garbage cycles
+            return _generate(target)
+
+    def _generate(target: Program) -> Compiled:
         if verify:
             verification = analyze(target, helpers=resolved)  # checks the control flow too
         else:

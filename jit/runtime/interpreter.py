@@ -29,10 +29,8 @@ Choices the RFC leaves open, decided here (the JIT engines follow them):
 from __future__ import annotations
 
 import functools
-import gc
 import itertools
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from jit.core import isa
@@ -40,6 +38,7 @@ from jit.core.abi import check_max_steps
 from jit.core.bits import MASK32, MASK64, sign_extend
 from jit.core.bytecode import Dispatch, Instruction
 from jit.core.errors import CallDepthError, CompileError, ExecutionError, HelperError, Interrupted, StepLimitError
+from jit.core.gcpause import gc_paused
 from jit.core.helpers import Helper
 from jit.core.isa import Form, Op
 from jit.core.semantics import ALU_OPS, BYTE_ORDER, CONDITIONS
@@ -95,7 +94,7 @@ class _Machine:
         self.memory = Memory(blocks=prog.memory)
         self.frames: list[tuple[int, ...]] = []  # (return slot, R6, R7, R8, R9, R10) per active call
         self.helpers: Mapping[int, Helper] = {}
-        with _gc_paused():  # decoding allocates many closures: collections would cost 5x the time
+        with gc_paused():  # decoding allocates many closures: collections would cost 5x the time
             self.handlers = _Decoder(self).handlers()
 
     def run(self, mem: Mem, helpers: Mapping[int, Helper], max_steps: int | None, trace: Trace | None) -> RunResult:
@@ -445,18 +444,6 @@ DISPATCH: Dispatch[Callable[[_Decoder, Instruction, int], Handler]] = Dispatch(
         Op.LDIND: _Decoder._ldabs,
     },
 )
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (unless it is already off)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _raiser(cls: type[ExecutionError], message: str, pc: int | None = None) -> Handler:
