@@ -4,7 +4,10 @@ corrupted, foreign, renamed or tampered with is never used."""
 from __future__ import annotations
 
 import errno
+import hmac
+import json
 import os
+import struct
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -223,3 +226,48 @@ def test_canonical_forms_are_stable_and_distinct() -> None:
     assert len(set(forms)) == len(forms)
     with pytest.raises(diskcache.Unkeyable):
         diskcache.canonical(object())
+
+
+def resigned(blob: bytes, secret: bytes, change) -> bytes:
+    """``blob`` with its JSON header changed by ``change`` and signed again with ``secret``."""
+    start = len(diskcache.MAGIC) + 32
+    body = blob[start:]
+    (length,) = struct.unpack_from("<I", body)
+    header = json.loads(body[4 : 4 + length])
+    change(header)
+    text = json.dumps(header).encode()
+    body = struct.pack("<I", len(text)) + text + body[4 + length :]
+    return diskcache.MAGIC + hmac.digest(secret, body, "sha256") + body
+
+
+def set_field(record: dict, name: str, value: object) -> None:
+    """Set a field of a record stored as {"map": [[name, value], ...]}."""
+    pairs = record["map"]
+    [index] = [i for i, (key, _) in enumerate(pairs) if key == name]
+    pairs[index][1] = value
+
+
+MALFORMED = {
+    "labels not a map": lambda h: h.update(labels=[1, 2]),
+    "too few offsets": lambda h: h.update(offsets=h["offsets"][:-1]),
+    "offsets out of order": lambda h: h.update(offsets=h["offsets"][::-1]),
+    "entry past the code": lambda h: h.update(entry=1 << 20),
+    "offset not an int": lambda h: h["offsets"].__setitem__(0, "0"),
+    "unknown record": lambda h: h.update(verification={"x": 1}),
+    "unknown enum": lambda h: set_field(
+        h["verification"], "regions", {"map": [[4, {"set": [{"enum": "Op", "name": "ADD"}]}]]}
+    ),
+    "check on no instruction": lambda h: h.update(checks=[[999, 1]]),
+}
+
+
+@pytest.mark.parametrize("change", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_signed_file_with_malformed_records_is_rejected(tmp_path: Path, change) -> None:
+    """Authentic but wrong (as a bug of ours could write it): the shape checks refuse it."""
+    compile_fresh(UNPROVEN, tmp_path)
+    disk = diskcache.open_cache(os.fspath(tmp_path))
+    [path] = entries(tmp_path)
+    path.write_bytes(resigned(path.read_bytes(), disk._secret, change))
+    fn = compile_fresh(UNPROVEN, tmp_path)
+    assert (disk.hits, disk.rejected) == (0, 1)
+    assert fn(bytes(16)) == jit.interpret(jit.assemble(UNPROVEN), bytes(16))

@@ -119,7 +119,7 @@ class DiskCache:
             return None
         try:
             compiled = _decode(blob, self._secret, path.name, prog)
-        except (ValueError, TypeError, KeyError, IndexError, UsageError):
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, UsageError):  # any malformed record
             self._count("rejected")
             return None
         self._count("hits")
