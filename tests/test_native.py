@@ -18,6 +18,7 @@ import pytest
 import jit
 from jit.core.host import host_arch
 from jit.runtime import codemem
+from jit.runtime.codecache import CACHE
 from jit.runtime.native import NativeProgram
 
 HOST = host_arch()
@@ -317,7 +318,7 @@ def no_pool(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_close_releases_the_code_and_later_calls_raise(no_pool) -> None:
-    fn = native("mov %r0, 3\nexit")
+    fn = native("mov %r0, 3\nexit", cache=False)
     address = fn.address
     assert fn() == 3
     fn.close()
@@ -328,6 +329,19 @@ def test_close_releases_the_code_and_later_calls_raise(no_pool) -> None:
         fn()
 
 
+def test_programs_from_one_cached_compile_share_the_code_until_the_last_goes(no_pool) -> None:
+    CACHE.clear()
+    first, second = native("mov %r0, 8\nexit"), native("mov %r0, 8\nexit")
+    address = first.address
+    assert second.address == address and first() == second() == 8
+    first.close()
+    assert second() == 8  # still mapped: second and the cache hold it
+    CACHE.clear()
+    assert second() == 8
+    second.close()
+    assert not any(lo <= address < hi for lo, hi, _ in _maps())
+
+
 def test_context_manager_closes() -> None:
     with native("mov %r0, 4\nexit") as fn:
         assert fn() == 4
@@ -335,7 +349,7 @@ def test_context_manager_closes() -> None:
 
 
 def test_garbage_collection_unmaps_the_code(no_pool) -> None:
-    fn = native("mov %r0, 3\nexit")
+    fn = native("mov %r0, 3\nexit", cache=False)
     address = fn.address
     del fn
     gc.collect()

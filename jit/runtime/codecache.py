@@ -3,8 +3,9 @@
 Compiling a program again with everything that shapes its code unchanged (the
 instructions, its maps' shapes and host addresses, its global data, the helpers'
 names and prototypes, the architecture and the options) reuses the verifier's
-result and the generated machine code of the first compile; only the
-per-program state (executable mapping, context, stack) is made afresh. The key
+result and the generated machine code of the first compile, and native
+programs share its executable mapping (``Compiled.shared``); only the
+per-program state (context, stack, helper table) is made afresh. The key
 holds values, never identities, so a freed map whose address is reused by a map
 of another shape cannot hit, and a helper is known by its name and prototype
 (the code calls helpers through the context, by id).
@@ -17,7 +18,7 @@ import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jit.analysis.result import VerifierResult
@@ -32,10 +33,14 @@ CODE_VERSION = 1  # raise when generated code changes meaning for the same input
 
 @dataclass(frozen=True)
 class Compiled:
-    """What a compile produced that does not depend on the program object."""
+    """What a compile produced that does not depend on the program object.
+
+    ``shared`` holds what every program made from one cached compile may share
+    (jit.compile keeps the executable mapping of the code there)."""
 
     verification: VerifierResult | None
     native: NativeCode
+    shared: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 class CodeCache:
@@ -143,4 +148,4 @@ def for_program(compiled: Compiled, prog: Program) -> Compiled:
         return compiled
     native = copy.copy(compiled.native)  # a shallow copy keeps the computed facts
     native.prog = prog
-    return Compiled(compiled.verification, native)
+    return Compiled(compiled.verification, native, compiled.shared)

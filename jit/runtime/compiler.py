@@ -165,9 +165,14 @@ def compile(
             compiled = generate(target)
         verification, native = compiled.verification, compiled.native
         if arch == host and not emulate:
+            from jit.runtime.codemem import CodeMapping
             from jit.runtime.native import NativeProgram
 
-            return NativeProgram(native, resolved, helpers, verification=verification, tail_calls=tail_calls)
+            # programs from one cached compile share its executable pages (kept while it is cached)
+            code = compiled.shared.get("code") if key is not None else None
+            if code is None and key is not None:
+                code = compiled.shared.setdefault("code", CodeMapping(native.code))
+            return NativeProgram(native, resolved, helpers, code, verification=verification, tail_calls=tail_calls)
         from jit.runtime.emulated import EmulatedProgram
 
         return EmulatedProgram(native, resolved, max_steps, verification=verification, tail_calls=tail_calls)

@@ -3,8 +3,10 @@
 :class:`NativeProgram` maps the code read-write, copies it in, then switches
 the pages to read-execute (never writable and executable at once) and calls
 the entry point through ctypes. It owns a run-time context and a BPF stack
-(see :mod:`jit.backends.base` for the ABI), and unmaps the code on :meth:`close`
-or when it is garbage-collected.
+(see :mod:`jit.backends.base` for the ABI). Its code is a
+:class:`jit.runtime.codemem.CodeMapping`, which programs made from one cached
+compile share; the mapping is released when :meth:`close` (or garbage
+collection) drops the last program using it and the code cache has let it go.
 
 Python helpers are reached through ONE ctypes callback for the whole process
 (each libffi closure costs a writable+executable page), created the first time
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +34,7 @@ from jit.core.abi import CONTEXT_SIZE, HELPER_SLOTS, STACK_BYTES, Ctx, ErrorCode
 from jit.core.helpers import Helper, HelperId
 from jit.core.isa import STACK_SIZE
 from jit.runtime.buffers import Mem, writable_buffer
-from jit.runtime.codemem import map_code, unmap
+from jit.runtime.codemem import CodeMapping, map_code
 from jit.runtime.compiled import CompiledProgram, RegionAccessor
 from jit.runtime.interrupts import begin_watch, end_watch
 from jit.runtime.redirect import Redirector, install
@@ -104,7 +105,8 @@ class NativeProgram(CompiledProgram):
     Map values and global data (``prog.memory``) are plain host memory the
     code addresses directly; helpers reach them through the accessor.
     ``keepalive`` holds the user's helper objects (ctypes function objects
-    behind native helpers must outlive the code that calls them).
+    behind native helpers must outlive the code that calls them); ``code``
+    is a mapping of ``native.code`` to share (None: map it afresh).
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class NativeProgram(CompiledProgram):
         native: NativeCode,
         helpers: dict[int, Helper],
         keepalive: Mapping[int, object] | None = None,
+        code: CodeMapping | None = None,
         **options: Any,
     ):
         super().__init__(native, helpers, **options)
@@ -125,7 +128,8 @@ class NativeProgram(CompiledProgram):
         self._context[_STACK_START] = stack
         self._context[_STACK_END] = stack + STACK_BYTES
         self._context[_STACK_LIMIT] = stack + STACK_SIZE  # lowest R10 of the deepest frame
-        self._addr, size = map_code(native.code)
+        self._mapping = code if code is not None else CodeMapping(native.code)
+        self._addr = self._mapping.address
         self._entry = _ENTRY(self._addr + native.entry)
         # fn(mem) skips the general path (re-entry check, watch, blocking lock)
         # when nothing can run Python or loop during the call: no helper calls,
@@ -139,7 +143,6 @@ class NativeProgram(CompiledProgram):
             lookup = _HELPERS + HelperId.MAP_LOOKUP_ELEM
             self._context[_LOOKUP_FALLBACK] = self._context[lookup]
             self._context[lookup] = self._addr + native.labels["map_lookup"]
-        self._finalizer = weakref.finalize(self, unmap, self._addr, size)
 
     def _fill_helper_table(self) -> bool:
         """Native helpers by address, Python ones through the dispatcher (only
@@ -160,11 +163,11 @@ class NativeProgram(CompiledProgram):
 
     @property
     def closed(self) -> bool:
-        return not self._finalizer.alive
+        return self._mapping is None
 
     def _release(self) -> None:
         self._direct = None
-        self._finalizer()
+        self._mapping = None  # unmapped when no other program shares it
 
     def __call__(self, mem: Mem = None) -> int:
         """Run once; returns R0 as an unsigned 64-bit int."""
