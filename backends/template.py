@@ -89,6 +89,8 @@ LOWERING: Dispatch[str] = Dispatch(
 )
 
 _NOT_BATCHABLE = frozenset({isa.Op.CALL, isa.Op.CALLX, isa.Op.LDABS, isa.Op.LDIND})
+PREAMBLES_KEPT = 64
+_PREAMBLES: dict[tuple, tuple[str, ...]] = {}  # Emitter.preamble's texts, shared by the process's compiles
 
 # Code that belongs to no instruction, under its NativeCode.labels name.
 STUBS = (
@@ -127,6 +129,7 @@ class Emitter(ABC):
         self.block_routines: dict[bool, str] = {}  # for stores? -> routine label
         self.slow_paths: list = []  # out-of-line tests of the second and later check regions
         self.temps = 0
+        self.temp_prefix = ""  # "p" while the preamble is emitted: its labels never meet the body's
         lowering = {op: getattr(self, name) for op, name in LOWERING.handlers.items()}
         self.lower: Dispatch[Callable[[int, Instruction], None]] = Dispatch(LOWERING.engine, lowering)
 
@@ -144,7 +147,7 @@ class Emitter(ABC):
     def fresh(self) -> str:
         """A new label name, unique in this program."""
         self.temps += 1
-        return self.local(f"t{self.temps}")
+        return self.local(f"{self.temp_prefix}t{self.temps}")
 
     def stub(self, name: str) -> str:
         """The label of the fixed code ``name`` (one of :data:`STUBS`)."""
@@ -178,8 +181,7 @@ class Emitter(ABC):
             self.lower(self.prog, pc, insn)(pc, insn)
         self.label(self.stub("fell_off"))
         self.goto(self.site(ErrorCode.FELL_OFF, self.prog.pcs[-1]))
-        body, self.items = self.items, []
-        self.prologue()
+        body, self.items = self.items, self.preamble()
         # From here on the context register and ctx->saved_sp hold at every
         # instruction, so a signal may send the code to the interrupt stub.
         self.label(self.stub("generated"))
@@ -193,6 +195,26 @@ class Emitter(ABC):
         self.error_stub(ErrorCode.INTERRUPTED, 0)
         self.items += body
         return self.render()
+
+    def preamble(self) -> list:
+        """The items of :meth:`prologue`, emitted once per backend and choice of the
+        options it depends on (a pure-text preamble is the same for every program)."""
+        key = (type(self), bool(self.options.checks), self.options.zero_stack, self.options.max_steps, self.batchable)
+        kept = _PREAMBLES.get(key)
+        if kept is not None:
+            return list(kept)
+        outer, self.items = self.items, []
+        temps, self.temps, self.temp_prefix = self.temps, 0, "p"
+        try:
+            self.prologue()
+            items = self.items
+        finally:
+            self.items, self.temps, self.temp_prefix = outer, temps, ""
+        if all(type(item) is str for item in items):  # a backend's own items (ARM64 branches) belong to one emitter
+            if len(_PREAMBLES) >= PREAMBLES_KEPT:
+                _PREAMBLES.clear()
+            _PREAMBLES[key] = tuple(items)
+        return items
 
     def render(self) -> str:
         return "\n".join(self.items) + "\n"
