@@ -271,3 +271,16 @@ def test_a_signed_file_with_malformed_records_is_rejected(tmp_path: Path, change
     fn = compile_fresh(UNPROVEN, tmp_path)
     assert (disk.hits, disk.rejected) == (0, 1)
     assert fn(bytes(16)) == jit.interpret(jit.assemble(UNPROVEN), bytes(16))
+
+
+def test_the_cache_command_counts_and_clears(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from jit.tools.cli import main
+
+    compile_fresh(LOOP, tmp_path)
+    compile_fresh("mov %r0, 1\nexit", tmp_path)
+    assert main(["cache", "--dir", os.fspath(tmp_path)]) == 0
+    assert "2 compiled programs" in capsys.readouterr().out
+    assert main(["cache", "--dir", os.fspath(tmp_path), "--clear"]) == 0
+    assert "removed 2" in capsys.readouterr().out and entries(tmp_path) == []
+    assert main(["cache"]) == 1  # no --dir and no BPFJIT_CACHE_DIR
+    assert "pass --dir DIR or set BPFJIT_CACHE_DIR" in capsys.readouterr().err

@@ -142,10 +142,14 @@ class DiskCache:
             return
         self._count("writes")
 
+    def entries(self) -> list[Path]:
+        """The stored compiles' files (not a writer's temporary file)."""
+        return sorted(self.directory.glob("[!.]*" + SUFFIX))
+
     def clear(self) -> int:
         """Delete every stored compile (the key stays); returns how many."""
         removed = 0
-        for path in self.directory.glob("[!.]*" + SUFFIX):  # not a writer's temporary file
+        for path in self.entries():
             path.unlink(missing_ok=True)
             removed += 1
         return removed

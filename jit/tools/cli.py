@@ -10,6 +10,7 @@
     bpfjit bench [...]                     (see ``bpfjit bench --help``)
     bpfjit filter EXPR FILE.pcap [-w OUT] [--count]   tcpdump filter, JIT-compiled (jit.tools.cli_cbpf)
     bpfjit cbpf EXPR [-d|--dd|--ddd]       classic BPF, eBPF and machine code of a filter
+    bpfjit cache [--dir DIR] [--clear]     the on-disk code cache (BPFJIT_CACHE_DIR)
 
 PROGRAM is raw bytecode (.bin), assembly (.s/.asm), a conformance test (.data)
 or an ELF object built with ``clang -target bpf`` (``--section`` picks the program).
@@ -29,6 +30,7 @@ import jit
 from jit.core.errors import BpfError
 from jit.frontend.loader import load_program
 from jit.frontend.program import Program
+from jit.tools.cli_cache import add_cache_command
 from jit.tools.cli_cbpf import add_commands as add_classic_commands
 from jit.tools.engines import Engine, engines
 
@@ -317,6 +319,7 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.set_defaults(func=cmd_fuzz)
 
     add_classic_commands(sub)  # filter, cbpf (jit.tools.cli_cbpf)
+    add_cache_command(sub)  # jit.tools.cli_cache
     sub.add_parser("bench", help="benchmark JIT vs interpreter vs native C (bpfjit bench --help)", add_help=False)
     return parser
 
