@@ -305,14 +305,22 @@ reject(K, "printk_reads_uninit", "stdw [%r10-8], 0x6968; mov %r1, %r10; add %r1,
        OOB)  # fmt: skip
 reject(K, "printk_reads_uninit_below", "stdw [%r10-8], 0x6968; mov %r1, %r10; add %r1, -16; mov %r2, 16; call 6; exit",
        NOT_INIT)  # fmt: skip
-reject(K, "comm_unbounded_size", "ldxb %r3, [%r1]; mov %r1, %r10; add %r1, -8; mov %r2, %r3; call 16; mov %r0, 0; exit",
-       "cannot prove", mem=b"\x08")  # fmt: skip
-reject(K, "comm_size_bound_too_big", "ldxb %r3, [%r1]; jgt %r3, 16, +4; mov %r1, %r10; add %r1, -8; mov %r2, %r3; "
-       "call 16; mov %r0, 0; exit", "cannot prove", mem=b"\x08")  # fmt: skip
+reject(K, "comm_unbounded_size", "ldxb %r3, [%r1]; jeq %r3, 0, +4; mov %r1, %r10; add %r1, -8; mov %r2, %r3; call 16; "
+       "mov %r0, 0; exit", "cannot prove", mem=b"\x08")  # fmt: skip
+reject(K, "comm_size_bound_too_big", "ldxb %r3, [%r1]; jeq %r3, 0, +5; jgt %r3, 16, +4; mov %r1, %r10; add %r1, -8; "
+       "mov %r2, %r3; call 16; mov %r0, 0; exit", "cannot prove", mem=b"\x08")  # fmt: skip
 reject(K, "probe_read_kernel_too_big", "mov %r3, %r1; mov %r1, %r10; add %r1, -8; mov %r2, 12; call 113; mov %r0, 0; "
        "exit", OOB, mem=bytes(16))  # fmt: skip
-reject(K, "printk_zero_size", "stdw [%r10-8], 0; mov %r1, %r10; add %r1, -8; mov %r2, 0; call 6; exit", "zero",
-       known_gap="a constant size of 0 is accepted for ARG_CONST_SIZE (Linux: invalid zero-sized read)")  # fmt: skip
+reject(K, "printk_zero_size", "stdw [%r10-8], 0; mov %r1, %r10; add %r1, -8; mov %r2, 0; call 6; exit", "zero")
+reject(K, "comm_maybe_zero_size", "ldxb %r2, [%r1]; and %r2, 8; mov %r1, %r10; add %r1, -8; call 16; mov %r0, 0; "
+       "exit", "may be zero", mem=b"\x08")  # fmt: skip
+accept(
+    K,
+    "probe_read_kernel_zero_size",
+    "mov %r3, %r1; mov %r1, %r10; add %r1, -8; mov %r2, 0; call 113; mov %r0, 3; exit",
+    3,
+    mem=bytes(8),
+)  # fmt: skip  (ARG_CONST_SIZE_OR_ZERO)
 accept(K, "comm_exact", "mov %r1, %r10; add %r1, -8; mov %r2, 8; call 16; exit", 0)
 accept(K, "comm_then_read", "mov %r1, %r10; add %r1, -8; mov %r2, 8; call 16; ldxb %r0, [%r10-1]; exit", 0)
 accept(K, "printk_exact", "stdw [%r10-16], 0x6968; stdw [%r10-8], 0; mov %r1, %r10; add %r1, -16; mov %r2, 16; "

@@ -53,9 +53,12 @@ def _helper_arguments(cx: Context, pc: int, proto: Prototype, w: Work) -> Value:
             if not (isinstance(value, Pointer) and value.region is Region.MAP):
                 raise cx.error(pc, problem)
             the_map = value
-        elif kind is Arg.SCALAR or kind is Arg.SIZE:
+        elif kind in (Arg.SCALAR, Arg.SIZE, Arg.SIZE_OR_ZERO):
             if not isinstance(value, Scalar):
                 raise cx.error(pc, problem)
+            if kind is Arg.SIZE and value.umin == 0:  # safe (nothing is accessed), but Linux refuses it
+                zero = "is zero" if value.umax == 0 else f"may be zero ({describe(value)})"
+                cx.not_linux(pc, f"argument %r{reg} of {proto.name}: invalid zero-sized access, the size {zero}")
         elif kind in (Arg.KEY, Arg.VALUE, Arg.MEM_IN, Arg.MEM_OUT):
             if not isinstance(value, Pointer) or value.region in (Region.MAP, Region.MAP_VALUE_OR_NULL):
                 raise cx.error(pc, problem)

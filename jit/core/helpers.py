@@ -65,7 +65,8 @@ class Arg(enum.Enum):
     VALUE = "a pointer to a map value"  # read: the map's value_size bytes
     MEM_IN = "a pointer to readable memory"  # read: as many bytes as the next argument says
     MEM_OUT = "a pointer to writable memory"  # written: as many bytes as the next argument says
-    SIZE = "a size"
+    SIZE = "a size"  # more than zero (Linux's ARG_CONST_SIZE)
+    SIZE_OR_ZERO = "a size or zero"  # Linux's ARG_CONST_SIZE_OR_ZERO
 
 
 class Ret(enum.Enum):
@@ -99,7 +100,7 @@ def _spec(helper_id: HelperId, args: tuple[Arg, ...] = (), ret: Ret = Ret.SCALAR
     return HelperSpec(helper_id, name, Prototype(name, args, ret))
 
 
-_MEM_OUT = (Arg.MEM_OUT, Arg.SIZE, Arg.ANY)
+_MEM_OUT = (Arg.MEM_OUT, Arg.SIZE_OR_ZERO, Arg.ANY)  # probe_read_user/kernel may read nothing, as in Linux
 REGISTRY: Mapping[int, HelperSpec] = MappingProxyType(
     {
         spec.id: spec
