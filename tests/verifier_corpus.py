@@ -326,8 +326,15 @@ accept(K, "comm_then_read", "mov %r1, %r10; add %r1, -8; mov %r2, 8; call 16; ld
 accept(K, "printk_exact", "stdw [%r10-16], 0x6968; stdw [%r10-8], 0; mov %r1, %r10; add %r1, -16; mov %r2, 16; "
        "call 6; exit", 2)  # fmt: skip
 accept(K, "comm_bounded_size", "ldxb %r3, [%r1]; jeq %r3, 0, +5; jgt %r3, 16, +4; mov %r1, %r10; add %r1, -16; "
-       "mov %r2, %r3; call 16; mov %r0, 0; exit", 0, mem=b"\x08",
-       known_gap="a helper's size argument is checked by its maximum only when constant")  # fmt: skip
+       "mov %r2, %r3; call 16; mov %r0, 0; exit", 0, mem=b"\x08")  # fmt: skip
+accept(K, "printk_bounded_size", "stdw [%r10-16], 0x6968; stdw [%r10-8], 0; ldxb %r2, [%r1]; and %r2, 15; add %r2, 1; "
+       "mov %r1, %r10; add %r1, -16; call 6; exit", 2, mem=b"\x0f")  # fmt: skip
+reject(K, "printk_bounded_size_uninit", "stdw [%r10-16], 0x6968; ldxb %r2, [%r1]; and %r2, 15; add %r2, 1; "
+       "mov %r1, %r10; add %r1, -16; call 6; exit", NOT_INIT, mem=b"\x01")  # fmt: skip
+reject(K, "comm_bounded_past_frame", "ldxb %r3, [%r1]; jeq %r3, 0, +5; jgt %r3, 16, +4; mov %r1, %r10; add %r1, -8; "
+       "mov %r2, %r3; call 16; mov %r0, 0; exit", "cannot prove", mem=b"\x04")  # fmt: skip
+accept(K, "comm_bounded_in_larger_buffer", "mov %r6, 1; ldxb %r3, [%r1]; jeq %r3, 0, +5; jgt %r3, 8, +4; "
+       "mov %r1, %r10; add %r1, -16; mov %r2, %r3; call 16; mov %r0, %r6; exit", 1, mem=b"\x08")  # fmt: skip
 accept(K, "probe_read_kernel", "mov %r3, %r1; mov %r1, %r10; add %r1, -8; mov %r2, 8; call 113; ldxdw %r0, [%r10-8]; "
        "exit", 0x0807060504030201, mem=bytes(range(1, 9)))  # fmt: skip
 accept(K, "probe_read_user", "mov %r3, %r1; mov %r1, %r10; add %r1, -16; mov %r2, 4; call 112; ldxw %r0, [%r10-16]; "

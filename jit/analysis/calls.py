@@ -11,6 +11,7 @@ from jit.analysis.scalar import ZERO, Scalar, unknown, urange
 from jit.analysis.state import NEVER, Pointer, Region, Unset, Value, Work, describe
 from jit.core.bits import MASK32
 from jit.core.bytecode import Instruction
+from jit.core.errors import VerifierError
 from jit.core.helpers import Arg, Prototype, Ret
 from jit.core.isa import ARGUMENT_REGISTERS, FRAME_POINTER, MAX_REG, Access, Op
 
@@ -42,6 +43,9 @@ def call_helper(cx: Context, calls: CallStack, pc: int, insn: Instruction, w: Wo
     w.clobber(pc)
 
 
+MAX_VAR_SIZE = 1 << 29  # a helper's variable size must be below it (Linux's BPF_MAX_VAR_SIZ)
+
+
 def _helper_arguments(cx: Context, pc: int, proto: Prototype, w: Work) -> Value:
     """Check the arguments against the prototype; returns the result."""
     args = [cx.read(w, reg) for reg in range(1, len(proto.args) + 1)]
@@ -68,6 +72,9 @@ def _helper_arguments(cx: Context, pc: int, proto: Prototype, w: Work) -> Value:
             else:
                 length = args[index + 1]
                 nbytes = length.const if isinstance(length, Scalar) else None
+                if nbytes is None and isinstance(length, Scalar) and 0 < length.umax < MAX_VAR_SIZE:
+                    _helper_memory_range(cx, w, reg, value, length, kind, proto.name)
+                    continue
             _helper_memory(cx, w, reg, value, nbytes, kind, proto.name)
     if proto.ret is Ret.U32:
         return urange(0, MASK32, w.fresh())
@@ -89,6 +96,30 @@ def _helper_memory(cx: Context, w: Work, reg: int, pointer: Pointer, nbytes: int
         return
     what = f"{name} {'writes' if out else 'reads'} {nbytes} bytes ({kind.value}) through %r{reg}"
     access(cx, w, reg, pointer, 0, nbytes, Access.STORE if out else Access.LOAD, value=None, what=what)
+
+
+def _helper_memory_range(
+    cx: Context, w: Work, reg: int, pointer: Pointer, length: Scalar, kind: Arg, name: str
+) -> None:
+    """A helper reads (or writes) between ``length.umin`` and ``length.umax`` bytes at
+    ``pointer``. The minimum out of bounds is a violation; the maximum out of bounds
+    is unproven (a smaller size at run time may fit); in bounds, a read must find every
+    byte up to the maximum initialised, and a write surely writes only the minimum."""
+    out = kind is Arg.MEM_OUT
+    how = Access.STORE if out else Access.LOAD
+    if length.umin:
+        what = f"{name} {'writes' if out else 'reads'} at least {length.umin} bytes ({kind.value}) through %r{reg}"
+        access(cx, w.copy(), reg, pointer, 0, length.umin, how, value=None, what=what)
+    what = f"{name} {'writes' if out else 'reads'} up to {length.umax} bytes ({kind.value}) through %r{reg}"
+    try:
+        access(cx, w.copy(), reg, pointer, 0, length.umax, how, value=None, what=what)  # bounds (and reads)
+    except VerifierError:
+        _helper_memory(cx, w, reg, pointer, None, kind, name)  # unproven: checked when it runs
+        return
+    if out and length.umin:
+        _helper_memory(cx, w, reg, pointer, length.umin, kind, name)
+    if out and pointer.region is Region.STACK:
+        forget_spills(cx, w.stacks[pointer.frame])  # the bytes past the minimum may hold new data
 
 
 def call_local(cx: Context, calls: CallStack, pc: int, insn: Instruction, w: Work) -> None:
