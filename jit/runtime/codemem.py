@@ -3,11 +3,12 @@ and executable at once.
 
 :func:`map_code` takes read-write pages, copies the code in, flushes the
 instruction cache where the host needs it, then makes the pages read-execute;
-:func:`unmap` releases them; :class:`CodeMapping` does both for one program's code. Released pages go to a :class:`CodePool` (at most
-``POOL_PAGES`` of them, kept read-execute) and the next program of the same
-page count reuses them: switching a page read-write and back costs less here
-than mapping, faulting in and unmapping a fresh one (7 us against 11 us on the
-CI machine), and the pages are never writable and executable at once. On an ARM64 host the instruction cache is flushed
+:func:`unmap` releases them; :class:`CodeMapping` does both for one program's
+code. Released pages go to a :class:`CodePool` (at most ``POOL_PAGES`` of
+them, kept read-execute) and the next program of the same page count reuses
+them: switching a page read-write and back costs less here than mapping,
+faulting in and unmapping a fresh one (7 us against 11 us on the CI machine).
+On an ARM64 host the instruction cache is flushed
 with libgcc's ``__clear_cache`` (glibc does not export it); without
 libgcc_s.so.1 compiling fails with a CompileError saying so.
 ``.ci/arm64-native`` runs this path in an aarch64 Linux process
