@@ -42,6 +42,7 @@ class Cfg:
     thresholds: tuple[tuple[int, ...], ...]
     loop_bodies: Mapping[int, frozenset[int]] = field(default_factory=dict)
     unreachable: int | None = None  # the first instruction no path reaches (Linux refuses those)
+    endless: frozenset[int] = frozenset()  # heads of loops no instruction leaves (Linux refuses those)
 
 
 def fail(prog: Program, pc: int, message: str) -> VerifierError:
@@ -87,7 +88,15 @@ def check_structure(prog: Program, allow_loops: bool, helpers: Mapping[int, Help
     loop_heads.update(dst for _, dst in back_edges)
     depth = _call_depth(prog, calls)
     bodies = _loop_bodies(insns, back_edges)
-    return Cfg(frozenset(leaders), frozenset(loop_heads), depth, thresholds(prog), bodies, unreachable)
+    endless = frozenset(head for head, body in bodies.items() if not _has_way_out(insns, body))
+    return Cfg(frozenset(leaders), frozenset(loop_heads), depth, thresholds(prog), bodies, unreachable, endless)
+
+
+def _has_way_out(insns: Mapping[int, Instruction], body: frozenset[int]) -> bool:
+    """Whether some instruction of a loop body exits or goes somewhere outside it."""
+    return any(
+        insns[pc].spec.flow is Flow.EXIT or any(nxt not in body for nxt in insns[pc].successors(pc)) for pc in body
+    )
 
 
 def _loop_bodies(insns: Mapping[int, Instruction], back_edges: list[tuple[int, int]]) -> dict[int, frozenset[int]]:

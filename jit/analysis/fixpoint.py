@@ -168,6 +168,7 @@ class Analysis(Context):
             state = canonical(state)
             if head:
                 if any(entry.state == state for entry in stored):
+                    self._repeats(pc)
                     self.pruned += 1
                     return
             elif any(self._join(entry, state, pc, -1) == entry.state for entry in stored):
@@ -179,6 +180,8 @@ class Analysis(Context):
         index = len(stored) - 1
         entry = stored[index]
         old = entry.state
+        if head and not self.unroll and entry.joins == 0 and entry.exact and self.exact and canonical(state) == old:
+            self._repeats(pc)
         joined = self._join(entry, state, pc, entry.joins if head else -1)
         if joined == old:
             self.pruned += 1
@@ -188,6 +191,13 @@ class Analysis(Context):
         entry.exact = self.exact and joined == canonical(state)
         entry.state, entry.path, entry.joins = joined, path, entry.joins + 1
         self._queue((key, index))
+
+    def _repeats(self, head: int) -> None:
+        """The loop at ``head`` came back, from inside, in a state it was in before:
+        on this path it never ends. Linux refuses it; a run is stopped by its step
+        budget or Ctrl-C, so jit.compile runs it."""
+        if self.pc in self.cfg.loop_bodies.get(head, ()):
+            self.not_linux(head, f"infinite loop detected: the loop comes back to instruction {head} in the same state")
 
     def _join(self, entry: _Entry, state: State, pc: int, joins: int) -> State:
         """``entry``'s state joined with ``state`` (widened after ``joins`` joins at a loop head; -1: never)."""

@@ -149,6 +149,8 @@ def analyze(
 
 def _lenient(prog: Program, cfg: Cfg, analysis: Analysis) -> dict[int, str]:
     found = dict(analysis.lenient)
+    for head in sorted(cfg.endless):  # found from the structure alone: no second pass could clear them
+        found.setdefault(head, f"{prog.describe(head)}: infinite loop: no instruction leaves the loop that starts here")
     if cfg.unreachable is not None:
         pc = cfg.unreachable
         found[pc] = f"{prog.describe(pc)}: is unreachable: no path from the program's entry leads to it"
