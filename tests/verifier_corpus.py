@@ -400,7 +400,7 @@ reject(K, "counter_unchanged", "mov %r0, 0; mov %r3, 0; l: add %r0, 0; jlt %r3, 
 reject(K, "two_blocks", "mov %r0, 0; a: ja b; b: ja a", LOOP)
 reject(K, "in_subprogram", "call local f; exit; f: mov %r0, 0; l: ja l", LOOP)
 reject(K, "nested_inner_forever", "mov %r0, 0; mov %r3, 0; o: add %r3, 1; i: ja i; jlt %r3, 3, o; exit", LOOP)
-accept(K, "polling_twice_is_not_a_repeat", "mov %r0, 0; mov %r3, 0; l: add %r3, 1; mov %r4, 0; jlt %r3, 2, l; "
+accept(K, "counter_changes_each_time", "mov %r0, 0; mov %r3, 0; l: add %r3, 1; mov %r4, 0; jlt %r3, 2, l; "
        "mov %r0, %r3; exit", 2)  # fmt: skip
 reject(K, "data_dependent", "ldxb %r3, [%r1]; mov %r0, 0; l: jeq %r3, 0, l; exit", LOOP, mem=b"\x01",
        known_gap=GAP_LOOP)  # fmt: skip
