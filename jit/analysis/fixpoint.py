@@ -126,6 +126,10 @@ class Analysis(Context):
         self.budget = fixed + per_slot * len(prog) if unroll else MAX_PROCESSED
         self.loops: LoopContext = ()  # the loop context of the block being simulated
         self.exact = True  # whether the state being simulated is exact
+        # A loop came back to its head, from inside, in a state within the exact one it
+        # entered with: it may repeat a state (never end) on some path; the unrolling
+        # pass, which keeps iterations apart, tells.
+        self.may_repeat = False
 
     def run(self) -> None:
         """Simulate every path from the entry until no state changes."""
@@ -180,8 +184,11 @@ class Analysis(Context):
         index = len(stored) - 1
         entry = stored[index]
         old = entry.state
-        if head and not self.unroll and entry.joins == 0 and entry.exact and self.exact and canonical(state) == old:
-            self._repeats(pc)
+        if head and not self.unroll and entry.joins == 0 and entry.exact and self.exact:
+            if canonical(state) == old:
+                self._repeats(pc)
+            elif self.pc in self.cfg.loop_bodies.get(pc, ()) and self._join(entry, state, pc, -1) == old:
+                self.may_repeat = True
         joined = self._join(entry, state, pc, entry.joins if head else -1)
         if joined == old:
             self.pruned += 1

@@ -129,7 +129,7 @@ def analyze(
     table = declared_helpers(helpers)  # the registry's helpers, then the user's
     cfg = check_structure(prog, allow_loops, table)
     analysis, imprecise = _fixpoint(prog, cfg, table, mem_size, 0)
-    if imprecise or analysis.lenient:  # precision on demand: paths kept apart, loops unrolled
+    if imprecise or analysis.lenient or analysis.may_repeat:  # precision on demand: paths kept apart, loops unrolled
         with contextlib.suppress(OverBudget):  # else the first pass's result stands
             analysis, imprecise = _fixpoint(prog, cfg, table, mem_size, UNROLL)
     return VerifierResult(
