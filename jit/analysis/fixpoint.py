@@ -51,7 +51,7 @@ UNROLL = 1024  # states kept apart per loop head by the second pass
 SPLIT = 8  # states kept apart per other block start by the second pass
 # Instructions the second pass may process (a fixed part plus a part per slot)
 # before it is abandoned, the first pass's result standing.
-SECOND_PASS_BUDGET = (2_000, 20)
+SECOND_PASS_BUDGET = (10_000, 20)
 
 # Where a state is stored: call context, slot, loop context (a stack of
 # (call depth, loop head, entry index) of the unrolled iterations it is in).
